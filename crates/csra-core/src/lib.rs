@@ -1,0 +1,21 @@
+//! The csra vocabulary, shared by the host trainer, the ONNX builder and the edge runtime.
+//!
+//! It holds what every other crate needs to agree on and nothing heavy (no libtorch, no ONNX
+//! runtime):
+//!
+//! - [`head`]: the CSRA head spec ([`head::HeadSpec`]) and its reference math in plain Rust,
+//!   the oracle every exported or trained head is tested against;
+//! - [`labels`]: the VOC, COCO and WIDER-Attribute label sets and the plain labels file;
+//! - [`manifest`]: the versioned JSON that sits beside every exported `.onnx`;
+//! - [`metrics`]: mAP, CP/CR/CF1 and OP/OR/OF1, computed exactly as the official CSRA code does;
+//! - [`dataset`]: readers for COCO, PASCAL VOC, WIDER-Attribute, the official JSON lists and CSV.
+
+pub mod dataset;
+pub mod fsutil;
+pub mod head;
+pub mod labels;
+pub mod manifest;
+pub mod metrics;
+
+pub use dataset::{BBox, Dataset, DatasetError, Sample};
+pub use labels::LabelSet;
