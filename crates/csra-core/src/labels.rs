@@ -355,7 +355,10 @@ mod tests {
     #[test]
     fn empty_and_missing_files_are_errors_naming_the_file() {
         let err = LabelSet::parse("# nothing\n\n", Path::new("empty.txt")).unwrap_err();
-        assert!(err.to_string().contains("empty.txt: no class names"), "{err}");
+        assert!(
+            err.to_string().contains("empty.txt: no class names"),
+            "{err}"
+        );
         let err = LabelSet::read(Path::new("/nonexistent/labels.txt")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/labels.txt"), "{err}");
     }

@@ -18,4 +18,6 @@ pub mod manifest;
 pub mod metrics;
 
 pub use dataset::{BBox, Dataset, DatasetError, Sample};
+pub use head::{HeadSpec, HeadVariant, Temperature};
 pub use labels::LabelSet;
+pub use manifest::Manifest;

@@ -91,12 +91,18 @@ impl Dataset {
 
     /// All targets as one row-major `[N, C]` matrix, the layout [`crate::metrics`] takes.
     pub fn target_matrix(&self) -> Vec<bool> {
-        self.samples.iter().flat_map(|s| s.target.iter().copied()).collect()
+        self.samples
+            .iter()
+            .flat_map(|s| s.target.iter().copied())
+            .collect()
     }
 
     /// All ignore masks as one row-major `[N, C]` matrix, the layout [`crate::metrics`] takes.
     pub fn ignore_matrix(&self) -> Vec<bool> {
-        self.samples.iter().flat_map(|s| s.ignore.iter().copied()).collect()
+        self.samples
+            .iter()
+            .flat_map(|s| s.ignore.iter().copied())
+            .collect()
     }
 }
 
