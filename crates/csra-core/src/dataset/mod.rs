@@ -10,7 +10,8 @@
 //! | `path,label1;label2` CSV | [`csv_list::read`] |
 //!
 //! Readers never turn a bad record into a silent default: they fail with a [`DatasetError`] that
-//! names the file, the record and what is wrong.
+//! names the file, the record and what is wrong. Lines are numbered from 1; entries of a JSON
+//! array or XML objects (`record #0`, `object #0`) from 0, as their index.
 
 pub mod coco;
 pub mod csv_list;
@@ -18,8 +19,9 @@ pub mod json_list;
 pub mod voc;
 pub mod wider;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -177,11 +179,47 @@ impl DatasetError {
 
     /// A serde_json error, with its line and column, for `path`.
     pub(crate) fn json(path: impl Into<PathBuf>, err: &serde_json::Error) -> Self {
+        let (line, column) = (err.line(), err.column());
+        let message = err.to_string();
+        // serde_json appends the position to its message; `Syntax` already shows it.
+        let suffix = format!(" at line {line} column {column}");
+        let message = match message.strip_suffix(&suffix) {
+            Some(stripped) => stripped.to_owned(),
+            None => message,
+        };
         Self::Syntax {
             path: path.into(),
-            line: err.line(),
-            column: err.column(),
-            message: err.to_string(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
+/// Reads and deserializes a whole JSON file; shape errors (a missing key, a wrong type) come
+/// back as [`DatasetError::Syntax`] with their position.
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, DatasetError> {
+    // Parsing from one buffer is much faster than from a reader on large files (full COCO).
+    let bytes = std::fs::read(path).map_err(|e| DatasetError::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| DatasetError::json(path, &e))
+}
+
+impl BBox {
+    /// Reads a JSON `[x, y, width, height]` array; the error says what was found instead.
+    pub(crate) fn from_json(value: &serde_json::Value) -> Result<Self, String> {
+        let numbers: Option<Vec<f32>> = value
+            .as_array()
+            .and_then(|items| items.iter().map(|v| v.as_f64().map(|n| n as f32)).collect());
+        match numbers.as_deref() {
+            Some(&[x, y, width, height]) => Ok(Self {
+                x,
+                y,
+                width,
+                height,
+            }),
+            _ => Err(format!(
+                "bbox must be 4 numbers [x, y, width, height], found {value}"
+            )),
         }
     }
 }
