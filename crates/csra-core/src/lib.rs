@@ -21,3 +21,14 @@ pub use dataset::{BBox, Dataset, DatasetError, Sample};
 pub use head::{HeadSpec, HeadVariant, Temperature};
 pub use labels::LabelSet;
 pub use manifest::Manifest;
+
+/// A serde_json error's message without the " at line L column C" that serde_json appends:
+/// csra's errors report the position in their own `file:line:column` prefix.
+pub(crate) fn json_error_message(err: &serde_json::Error) -> String {
+    let message = err.to_string();
+    let suffix = format!(" at line {} column {}", err.line(), err.column());
+    match message.strip_suffix(&suffix) {
+        Some(stripped) => stripped.to_owned(),
+        None => message,
+    }
+}

@@ -179,19 +179,11 @@ impl DatasetError {
 
     /// A serde_json error, with its line and column, for `path`.
     pub(crate) fn json(path: impl Into<PathBuf>, err: &serde_json::Error) -> Self {
-        let (line, column) = (err.line(), err.column());
-        let message = err.to_string();
-        // serde_json appends the position to its message; `Syntax` already shows it.
-        let suffix = format!(" at line {line} column {column}");
-        let message = match message.strip_suffix(&suffix) {
-            Some(stripped) => stripped.to_owned(),
-            None => message,
-        };
         Self::Syntax {
             path: path.into(),
-            line,
-            column,
-            message,
+            line: err.line(),
+            column: err.column(),
+            message: crate::json_error_message(err),
         }
     }
 }

@@ -39,16 +39,6 @@ const REQUIRED: &[(&str, &str)] = &[
     ("provenance.created_by", "the tool that wrote the manifest"),
 ];
 
-/// serde_json appends " at line L column C" to its messages; callers report the position
-/// themselves, so this drops it.
-pub(crate) fn strip_position(err: &serde_json::Error) -> String {
-    let message = err.to_string();
-    match message.rfind(" at line ") {
-        Some(at) if err.line() > 0 => message[..at].to_owned(),
-        _ => message,
-    }
-}
-
 /// Problems visible before typed parsing: the format marker, the version, missing fields.
 pub(super) fn structure(value: &Value) -> Vec<String> {
     let Some(root) = value.as_object() else {

@@ -333,7 +333,7 @@ impl Manifest {
                 path: path.to_owned(),
                 line: err.line(),
                 column: err.column(),
-                message: check::strip_position(&err),
+                message: crate::json_error_message(&err),
             })?;
         let invalid = |problems| ManifestError::Invalid {
             path: path.to_owned(),
@@ -347,7 +347,7 @@ impl Manifest {
             invalid(vec![format!(
                 "`{}`: {}",
                 err.path(),
-                check::strip_position(err.inner())
+                crate::json_error_message(err.inner())
             )])
         })?;
         manifest.validate_at(path)?;
