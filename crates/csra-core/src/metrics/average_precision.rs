@@ -1,6 +1,6 @@
 //! Non-interpolated average precision of one class, as in the official `cal_mAP.py`.
 
-use super::Entry;
+use super::{Entry, Matrix, MetricsError};
 
 /// The non-interpolated average precision of one class column.
 ///
@@ -12,26 +12,26 @@ use super::Entry;
 /// Returns `None` when no non-ignored entry is a positive: AP is undefined there, and
 /// [`evaluate`](super::evaluate) leaves such a class out of mAP.
 ///
-/// `scores`, `targets` and `ignore` are one column each and should have the same length; this
-/// function cannot report errors, so it reads them only up to the shortest length and does not
-/// reject non-finite scores (NaN ranks by [`f32::total_cmp`]). [`evaluate`](super::evaluate)
-/// checks both and reports a [`MetricsError`](super::MetricsError).
+/// # Errors
+///
+/// [`MetricsError`] when `scores`, `targets` and `ignore` (one column each) differ in length,
+/// or a score is not finite.
 ///
 /// ```
 /// use csra_core::metrics::average_precision;
 ///
 /// // Positives at ranks 1 and 3: AP = (1/1 + 2/3) / 2.
-/// let ap = average_precision(&[0.9, 0.8, 0.7], &[true, false, true], &[false; 3]);
+/// let ap = average_precision(&[0.9, 0.8, 0.7], &[true, false, true], &[false; 3])?;
 /// assert_eq!(ap, Some((1.0 + 2.0 / 3.0) / 2.0));
+/// # Ok::<(), csra_core::metrics::MetricsError>(())
 /// ```
-pub fn average_precision(scores: &[f32], targets: &[bool], ignore: &[bool]) -> Option<f64> {
-    let column = scores
-        .iter()
-        .zip(targets)
-        .zip(ignore)
-        .filter(|(_, &ignored)| !ignored)
-        .map(|((&score, &positive), _)| Entry { score, positive });
-    ranked_ap(column)
+pub fn average_precision(
+    scores: &[f32],
+    targets: &[bool],
+    ignore: &[bool],
+) -> Result<Option<f64>, MetricsError> {
+    let column = Matrix::new(scores, targets, ignore, 1)?;
+    Ok(ranked_ap(column.column(0)))
 }
 
 /// AP of the (already non-ignored) entries of one class, given in sample order.
@@ -54,6 +54,10 @@ pub(super) fn ranked_ap(column: impl Iterator<Item = Entry>) -> Option<f64> {
 mod tests {
     use super::*;
 
+    fn column_ap(scores: &[f32], targets: &[bool], ignore: &[bool]) -> Option<f64> {
+        average_precision(scores, targets, ignore).unwrap()
+    }
+
     fn assert_close(actual: Option<f64>, expected: f64) {
         let actual = actual.expect("AP should be defined");
         assert!(
@@ -68,14 +72,14 @@ mod tests {
         // Precision at each positive: 1/1, 2/3, 3/4; AP = (1 + 2/3 + 3/4) / 3 = 29/36.
         let scores = [0.6, 0.1, 0.95, 0.5, 0.9];
         let targets = [true, false, true, true, false];
-        let ap = average_precision(&scores, &targets, &[false; 5]);
+        let ap = column_ap(&scores, &targets, &[false; 5]);
         assert_close(ap, (1.0 + 2.0 / 3.0 + 3.0 / 4.0) / 3.0);
         assert_close(ap, 29.0 / 36.0);
     }
 
     #[test]
     fn all_positives_on_top_is_one() {
-        let ap = average_precision(&[0.2, 0.9, 0.8], &[false, true, true], &[false; 3]);
+        let ap = column_ap(&[0.2, 0.9, 0.8], &[false, true, true], &[false; 3]);
         assert_eq!(ap, Some(1.0));
     }
 
@@ -84,10 +88,10 @@ mod tests {
         // A positive and a negative tied at 0.5 behind a positive at 0.9.
         // Negative first (sample 1 before sample 2): ranks 1 and 3, AP = (1 + 2/3) / 2 = 5/6.
         let scores = [0.9, 0.5, 0.5];
-        let negative_first = average_precision(&scores, &[true, false, true], &[false; 3]);
+        let negative_first = column_ap(&scores, &[true, false, true], &[false; 3]);
         assert_close(negative_first, 5.0 / 6.0);
         // Positive first (sample 1 before sample 2): ranks 1 and 2, AP = 1.
-        let positive_first = average_precision(&scores, &[true, true, false], &[false; 3]);
+        let positive_first = column_ap(&scores, &[true, true, false], &[false; 3]);
         assert_eq!(positive_first, Some(1.0));
     }
 
@@ -95,7 +99,7 @@ mod tests {
     fn ties_at_the_top_rank_by_index() {
         // All tied: the order is the sample order, positives at ranks 2 and 4.
         // AP = (1/2 + 2/4) / 2 = 1/2.
-        let ap = average_precision(&[0.3; 4], &[false, true, false, true], &[false; 4]);
+        let ap = column_ap(&[0.3; 4], &[false, true, false, true], &[false; 4]);
         assert_close(ap, 0.5);
     }
 
@@ -104,19 +108,19 @@ mod tests {
         let scores = [0.9, 0.8, 0.7];
         let targets = [false, false, true];
         // Nothing ignored: the positive is at rank 3, AP = 1/3.
-        assert_close(average_precision(&scores, &targets, &[false; 3]), 1.0 / 3.0);
+        assert_close(column_ap(&scores, &targets, &[false; 3]), 1.0 / 3.0);
         // The top negative ignored: rank 2, AP = 1/2.
-        let ap = average_precision(&scores, &targets, &[true, false, false]);
+        let ap = column_ap(&scores, &targets, &[true, false, false]);
         assert_close(ap, 0.5);
         // Both negatives ignored: rank 1, AP = 1.
-        let ap = average_precision(&scores, &targets, &[true, true, false]);
+        let ap = column_ap(&scores, &targets, &[true, true, false]);
         assert_eq!(ap, Some(1.0));
     }
 
     #[test]
     fn an_ignored_positive_is_not_a_positive() {
         // Sample 0 is a positive but ignored; the remaining positive ranks 2nd of 2: AP = 1/2.
-        let ap = average_precision(
+        let ap = column_ap(
             &[0.9, 0.8, 0.7],
             &[true, false, true],
             &[true, false, false],
@@ -126,28 +130,20 @@ mod tests {
 
     #[test]
     fn no_positive_is_none() {
-        assert_eq!(
-            average_precision(&[0.9, 0.1], &[false, false], &[false; 2]),
-            None
-        );
+        assert_eq!(column_ap(&[0.9, 0.1], &[false, false], &[false; 2]), None);
         // The only positive ignored.
-        assert_eq!(
-            average_precision(&[0.9, 0.1], &[true, false], &[true, false]),
-            None
+        assert_eq!(column_ap(&[0.9, 0.1], &[true, false], &[true, false]), None);
+        assert_eq!(column_ap(&[], &[], &[]), None);
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_guess() {
+        let err = average_precision(&[f32::NAN, 0.5], &[false, true], &[false; 2]).unwrap_err();
+        assert!(
+            err.to_string().contains("sample 0, class 0 is NaN"),
+            "{err}"
         );
-        assert_eq!(average_precision(&[], &[], &[]), None);
-    }
-
-    #[test]
-    fn a_nan_score_does_not_panic() {
-        // NaN ranks first under `total_cmp`; `evaluate` rejects it, this just must not panic.
-        let ap = average_precision(&[f32::NAN, 0.5], &[false, true], &[false; 2]);
-        assert_close(ap, 0.5);
-    }
-
-    #[test]
-    fn mismatched_lengths_read_up_to_the_shortest() {
-        let ap = average_precision(&[0.9, 0.8, 0.7], &[false, true], &[false; 3]);
-        assert_close(ap, 0.5);
+        let err = average_precision(&[0.9, 0.8, 0.7], &[false, true], &[false; 3]).unwrap_err();
+        assert!(err.to_string().contains("targets has 2 entries"), "{err}");
     }
 }
