@@ -41,6 +41,9 @@ ensure_python_venv() {
 ensure_rust_components
 ensure_python_venv
 
+# The venv comes first on PATH, so build scripts that ask `python3` for packages (tch's
+# LIBTORCH_USE_PYTORCH=1 looks up torch this way) find the pinned ones.
+export PATH="$root/.venv/bin:$PATH" VIRTUAL_ENV="$root/.venv"
 # Tests that compare against Python references must run, not skip, under this command.
 export CSRA_PYTHON="$root/.venv/bin/python"
 export CSRA_REQUIRE_PYTHON_REFERENCE=1
@@ -50,6 +53,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cargo doc -D warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 step "cargo test"
 cargo test --workspace "$@"

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use csra_core::metrics::{class_counts, evaluate, ClassCounts, PrecisionRecall, TOP_K};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use serde_json::{json, Value};
 
 /// Both sides accumulate in f64 but in different orders; anything above rounding is a bug.
@@ -28,34 +30,6 @@ const TOLERANCE: f64 = 1e-9;
 
 const SETUP: &str = "python3 -m venv .venv && .venv/bin/pip install -r requirements/test.txt \
                      (in the workspace root), then run with CSRA_PYTHON=.venv/bin/python";
-
-/// SplitMix64: a tiny, well-mixed deterministic generator, enough for test data.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)` on a 2^-24 grid, so every value is an exact `f32`.
-    fn unit_f32(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1_u32 << 24) as f32
-    }
-
-    /// `true` with probability `p`.
-    fn chance(&mut self, p: f64) -> bool {
-        ((self.next_u64() >> 11) as f64 / (1_u64 << 53) as f64) < p
-    }
-
-    /// Uniform in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-}
 
 /// One random evaluation input, row-major `[N, C]`.
 struct Case {
@@ -70,17 +44,17 @@ struct Case {
 /// inclusive), one class whose only positives are ignored, so it has no positive, and one class
 /// scored below 0.5 throughout, so it predicts nothing (the official `predict_num == 0` case).
 fn random_case(seed: u64, num_samples: usize, num_classes: usize) -> Case {
-    let mut rng = SplitMix64(seed);
+    let mut rng = StdRng::seed_from_u64(seed);
     let len = num_samples * num_classes;
-    let empty_class = rng.below(num_classes);
+    let empty_class = rng.random_range(0..num_classes);
     // Another class where there is one, so it has positives but no prediction.
-    let quiet_class = (empty_class + 1 + rng.below(num_classes.max(2) - 1)) % num_classes;
+    let quiet_class = (empty_class + 1 + rng.random_range(0..num_classes.max(2) - 1)) % num_classes;
 
     // All scores distinct, so no column or row has a tie.
     let mut scores = Vec::with_capacity(len);
     let mut seen = HashSet::from([0.5_f32.to_bits()]);
     while scores.len() < len {
-        let mut score = rng.unit_f32();
+        let mut score = rng.random::<f32>();
         if scores.len() % num_classes == quiet_class {
             score *= 0.5; // exact: below 0.5
         }
@@ -91,10 +65,10 @@ fn random_case(seed: u64, num_samples: usize, num_classes: usize) -> Case {
     if num_classes > 1 {
         // Outside the quiet class, where it is a prediction.
         let class = (quiet_class + 1) % num_classes;
-        scores[rng.below(num_samples) * num_classes + class] = 0.5;
+        scores[rng.random_range(0..num_samples) * num_classes + class] = 0.5;
     }
 
-    let mut ignore: Vec<bool> = (0..len).map(|_| rng.chance(0.15)).collect();
+    let mut ignore: Vec<bool> = (0..len).map(|_| rng.random_bool(0.15)).collect();
     ignore[empty_class] = true; // sample 0 of the empty class
     let targets = (0..len)
         .map(|i| {
@@ -104,7 +78,7 @@ fn random_case(seed: u64, num_samples: usize, num_classes: usize) -> Case {
                 // metrics must not count it if one does.)
                 ignore[i]
             } else {
-                !ignore[i] && rng.chance(0.35)
+                !ignore[i] && rng.random_bool(0.35)
             }
         })
         .collect();

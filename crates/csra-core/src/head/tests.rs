@@ -1,22 +1,19 @@
 use super::math::{attention_weights, forward};
 use super::*;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 
-/// A tiny deterministic generator (splitmix64) so every case is reproducible.
-struct Rng(u64);
+/// Seeded random inputs, so every case is reproducible.
+struct Rng(StdRng);
 
 impl Rng {
-    fn next_f32(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        // Uniform in [-1, 1).
-        (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    fn new(seed: u64) -> Self {
+        Self(StdRng::seed_from_u64(seed))
     }
 
+    /// `n` values uniform in [-1, 1).
     fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.next_f32()).collect()
+        (0..n).map(|_| self.0.random_range(-1.0..1.0)).collect()
     }
 }
 
@@ -70,7 +67,7 @@ fn hand_computed_single_location_pair() {
 
 #[test]
 fn large_finite_temperature_equals_max_pooling() {
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
     for _ in 0..20 {
         let x = rng.vec(D * H * W);
         let w = vec![rng.vec(C * D)];
@@ -84,7 +81,7 @@ fn large_finite_temperature_equals_max_pooling() {
 
 #[test]
 fn one_head_with_zero_lambda_is_average_pooling_then_normalised_classifier() {
-    let mut rng = Rng(2);
+    let mut rng = Rng::new(2);
     let x = rng.vec(D * H * W);
     let w = rng.vec(C * D);
     let out = forward(
@@ -120,7 +117,7 @@ fn one_head_with_zero_lambda_is_average_pooling_then_normalised_classifier() {
 
 #[test]
 fn baseline_is_average_pooling_then_the_plain_classifier_with_bias() {
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     let x = rng.vec(D * H * W);
     let w = rng.vec(C * D);
     let b = rng.vec(C);
@@ -141,7 +138,7 @@ fn baseline_is_average_pooling_then_the_plain_classifier_with_bias() {
 
 #[test]
 fn max_variant_is_the_papers_four_lines_including_the_fc_bias() {
-    let mut rng = Rng(4);
+    let mut rng = Rng::new(4);
     let x = rng.vec(D * H * W);
     let w = rng.vec(C * D);
     let b = rng.vec(C);
@@ -161,7 +158,7 @@ fn max_variant_is_the_papers_four_lines_including_the_fc_bias() {
 
 #[test]
 fn multi_head_output_is_the_sum_of_single_heads() {
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     let x = rng.vec(D * H * W);
     for h in [2, 4, 6, 8] {
         let spec = HeadSpec::csra(h, 0.3).unwrap();
@@ -186,7 +183,7 @@ fn multi_head_output_is_the_sum_of_single_heads() {
 
 #[test]
 fn attention_maps_sum_to_one_per_class() {
-    let mut rng = Rng(6);
+    let mut rng = Rng::new(6);
     let x = rng.vec(D * H * W);
     let w: Vec<Vec<f32>> = (0..8).map(|_| rng.vec(C * D)).collect();
     let out = forward(
