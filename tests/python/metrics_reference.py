@@ -19,7 +19,8 @@ AP comes from sklearn.metrics.average_precision_score, which equals the non-inte
 the official cal_mAP.py only when there are no tied scores, so tied input is refused. Ignored
 entries are dropped per class; classes without a (non-ignored) positive get null and are left
 out of the mAP, CP and CR averages, as csra-core documents. Counts and aggregates follow the
-official cal_PR.py formulas (predict_num == 0 counts as 1), written with numpy.
+official cal_PR.py formulas (predict_num == 0 counts as 1 in CP), written with numpy, except
+that OP divides by the real number of predictions, as csra-core documents.
 """
 
 import json
@@ -91,10 +92,11 @@ def precision_recall(scores, targets, ignore):
 
     gt_num = np.array([p["positives"] for p in per_class], dtype=np.float64)
     tp_num = np.array([p["true_positives"] for p in per_class], dtype=np.float64)
-    predict_num = np.array([p["predicted"] for p in per_class], dtype=np.float64)
-    predict_num[predict_num == 0] = 1  # as cal_PR.py: avoid dividing by 0
+    predicted = np.array([p["predicted"] for p in per_class], dtype=np.float64)
+    predict_num = np.maximum(predicted, 1)  # as cal_PR.py: avoid dividing by 0 in CP
 
-    op = ratio(np.sum(tp_num), np.sum(predict_num))
+    # cal_PR.py divides by sum(predict_num), counting a class without predictions as one.
+    op = ratio(np.sum(tp_num), np.sum(predicted))
     or_ = ratio(np.sum(tp_num), np.sum(gt_num))
     scored = gt_num > 0  # cal_PR.py averages over all classes; csra-core over these
     cp = float(np.mean(tp_num[scored] / predict_num[scored])) if scored.any() else 0.0

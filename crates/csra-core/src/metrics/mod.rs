@@ -30,10 +30,14 @@
 //!   every class has a positive this is exactly the official mean over all classes (which would
 //!   otherwise turn CR into NaN). If no class has a positive, mAP, CP and CR are 0. Their
 //!   predictions still count as false positives in OP.
-//! - **Divisions by zero.** As in the official code, a class with no prediction counts as one
-//!   prediction (`predict_num[predict_num == 0] = 1`), in CP and in OP's denominator alike. OR
-//!   with no positive at all is 0, and any F1 whose precision and recall are both 0 is 0.
-
+//! - **Divisions by zero.** As in the official code, a class with no prediction has precision 0
+//!   (`predict_num[predict_num == 0] = 1`) in CP. The official code also sums the clamped
+//!   counts into OP's denominator, so each class without a prediction counts as a false
+//!   positive and a perfect model scored on a split that lacks some class gets OP < 1; OP here
+//!   counts real predictions, which equals the official OP whenever every class has a
+//!   prediction. OP with no prediction at all, and OR with no positive, are 0; any F1 whose
+//!   precision and recall are both 0 is 0.
+//!
 mod average_precision;
 mod precision_recall;
 

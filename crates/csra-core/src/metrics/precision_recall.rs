@@ -53,24 +53,27 @@ impl PrecisionRecall {
     ///
     /// ```text
     /// predict_num = max(predicted, 1)              per class
-    /// OP = sum(tp) / sum(predict_num)              over all classes
+    /// OP = sum(tp) / sum(predicted)                over all classes
     /// OR = sum(tp) / sum(positives)                over all classes
     /// CP = mean(tp / predict_num)                  over the classes with a positive
     /// CR = mean(tp / positives)                    over the classes with a positive
     /// F1 = 2 * P * R / (P + R)
     /// ```
     ///
-    /// Note that, exactly as in the official code, each class without a prediction adds one to
-    /// OP's denominator. The official code averages CP and CR over all classes, which is the
-    /// same whenever every class has a positive (and NaN otherwise). A ratio or mean with
-    /// nothing to divide by is 0.
+    /// Two deviations from the official code, both only where it is degenerate. It averages CP
+    /// and CR over all classes, which is the same whenever every class has a positive (and NaN
+    /// otherwise). And it applies the `predict_num == 0 → 1` clamp, meant for CP, before
+    /// summing OP's denominator too, so each class without a prediction would count as one
+    /// false positive: a perfect model scored on a split where some class is absent would get
+    /// OP < 1. OP here counts real predictions, which equals the official value whenever every
+    /// class has a prediction. A ratio or mean with nothing to divide by is 0.
     pub fn from_counts(counts: &[ClassCounts]) -> Self {
         let with_positive = || counts.iter().filter(|c| c.positives > 0);
         let cp = mean(with_positive().map(ClassCounts::precision));
         let cr = mean(with_positive().filter_map(ClassCounts::recall));
 
         let true_positives: usize = counts.iter().map(|c| c.true_positives).sum();
-        let predicted: usize = counts.iter().map(|c| c.predicted.max(1)).sum();
+        let predicted: usize = counts.iter().map(|c| c.predicted).sum();
         let positives: usize = counts.iter().map(|c| c.positives).sum();
         let op = ratio(true_positives, predicted);
         let or = ratio(true_positives, positives);
@@ -320,11 +323,12 @@ mod tests {
     }
 
     #[test]
-    fn a_class_without_predictions_counts_one_prediction() {
+    fn a_class_without_predictions_has_precision_zero_but_adds_no_false_positive() {
         // Class 0: positives 2, predicted 2, tp 2. Class 1: positives 1, predicted 0 -> 1, tp 0.
-        // OP = 2 / (2 + 1) = 2/3 (the official clamp), OR = 2/3, CP = CR = (1 + 0)/2 = 1/2.
+        // CP = CR = (1 + 0)/2 = 1/2 (the official clamp), OR = 2/3, and OP = 2/2: nothing
+        // predicted is nothing wrongly predicted (the official code would say 2/3).
         let pr = PrecisionRecall::from_counts(&[counts(2, 2, 2), counts(1, 0, 0)]);
-        assert_close(pr.op, 2.0 / 3.0);
+        assert_close(pr.op, 1.0);
         assert_close(pr.or, 2.0 / 3.0);
         assert_close(pr.cp, 0.5);
         assert_close(pr.cr, 0.5);
