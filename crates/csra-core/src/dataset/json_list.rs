@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{read_json, BBox, Dataset, DatasetError, Sample};
+use super::{read_json, BBox, Dataset, DatasetError, Label, Sample};
 use crate::labels::LabelSet;
 
 /// How the numbers in a record's `target` encode labels.
@@ -33,13 +33,6 @@ pub enum TargetEncoding {
     /// [`Binary`](Self::Binary) that also accepts `99` as ignored (which reads
     /// [`Wider`](Self::Wider) lists correctly too).
     Auto,
-}
-
-/// One class's label in one record.
-enum Label {
-    Positive,
-    Negative,
-    Ignored,
 }
 
 impl TargetEncoding {
@@ -137,8 +130,7 @@ fn read_record(
             classes.len()
         ));
     }
-    let mut target = Vec::with_capacity(classes.len());
-    let mut ignore = Vec::with_capacity(classes.len());
+    let mut labels = Vec::with_capacity(classes.len());
     for (c, value) in record.target.iter().enumerate() {
         let label = resolved.decode(value).ok_or_else(|| {
             let detected = if requested == TargetEncoding::Auto {
@@ -153,17 +145,12 @@ fn read_record(
                 resolved.accepted()
             )
         })?;
-        target.push(matches!(label, Label::Positive));
-        ignore.push(matches!(label, Label::Ignored));
+        labels.push(label);
     }
     let bbox = record.bbox.as_ref().map(BBox::from_json).transpose()?;
-    Ok(Sample {
-        // `join` keeps an absolute `img_path` as it is.
-        image: image_root.join(&record.img_path),
-        target,
-        ignore,
-        bbox,
-    })
+    // `join` keeps an absolute `img_path` as it is.
+    let image = image_root.join(&record.img_path);
+    Ok(Sample::from_labels(image, &labels, bbox))
 }
 
 #[cfg(test)]

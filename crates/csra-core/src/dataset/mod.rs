@@ -54,6 +54,41 @@ pub struct Sample {
     pub bbox: Option<BBox>,
 }
 
+/// One class's label in one sample, as annotation files encode it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Label {
+    /// The class is present.
+    Positive,
+    /// The class is absent.
+    Negative,
+    /// Unknown (VOC "difficult" only, WIDER "unspecified"): left out of scoring.
+    Ignored,
+}
+
+impl Label {
+    /// The ternary code of the VOC ImageSets and WIDER files: 1 present, -1 absent, 0 unknown.
+    pub(crate) fn from_ternary(value: i64) -> Option<Self> {
+        match value {
+            1 => Some(Self::Positive),
+            -1 => Some(Self::Negative),
+            0 => Some(Self::Ignored),
+            _ => None,
+        }
+    }
+}
+
+impl Sample {
+    /// A sample whose target and ignore mask come from one label per class.
+    pub(crate) fn from_labels(image: PathBuf, labels: &[Label], bbox: Option<BBox>) -> Self {
+        Self {
+            image,
+            target: labels.iter().map(|&l| l == Label::Positive).collect(),
+            ignore: labels.iter().map(|&l| l == Label::Ignored).collect(),
+            bbox,
+        }
+    }
+}
+
 /// An image a reader left out on purpose, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {

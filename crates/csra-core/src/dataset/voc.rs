@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::{Dataset, DatasetError, Sample};
+use super::{Dataset, DatasetError, Label, Sample};
 use crate::labels::{LabelSet, VOC_CLASSES};
 
 /// Reads split `split` of a VOC year folder (`VOC2007/`) from its XML annotations.
@@ -128,25 +128,24 @@ impl LabelTable {
                 )
             })?;
             seen[row] = true;
-            let label = line.label.unwrap_or_default();
-            let (target, ignore) = match label {
-                "1" => (true, false),
-                "-1" => (false, false),
-                "0" => (false, true),
-                _ => {
-                    return Err(DatasetError::record(
+            let text = line.label.unwrap_or_default();
+            let label = text
+                .parse()
+                .ok()
+                .and_then(Label::from_ternary)
+                .ok_or_else(|| {
+                    DatasetError::record(
                         path,
                         format!("line {}", line.number),
                         format!(
-                            "label {label:?} for image {} is not 1 (present), -1 (absent) or 0 \
-                             (difficult only)",
+                            "label {text:?} for image {} is not 1 (present), -1 (absent) or 0 \
+                         (difficult only)",
                             line.id
                         ),
-                    ))
-                }
-            };
-            self.target[row][class] = target;
-            self.ignore[row][class] = ignore;
+                    )
+                })?;
+            self.target[row][class] = label == Label::Positive;
+            self.ignore[row][class] = label == Label::Ignored;
         }
         if let Some(missing) = seen.iter().position(|&s| !s) {
             return Err(DatasetError::Format {

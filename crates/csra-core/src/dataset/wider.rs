@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{read_json, BBox, Dataset, DatasetError, Sample, Skipped};
+use super::{read_json, BBox, Dataset, DatasetError, Label, Sample, Skipped};
 use crate::labels::LabelSet;
 
 /// The parts of a WIDER-Attribute file the reader needs; serde skips the rest.
@@ -111,30 +111,22 @@ fn read_person(person: &Person, classes: &LabelSet, image: PathBuf) -> Result<Sa
             classes.len()
         ));
     }
-    let mut target = Vec::with_capacity(classes.len());
-    let mut ignore = Vec::with_capacity(classes.len());
-    for (a, value) in person.attribute.iter().enumerate() {
-        let (positive, ignored) = match value.as_i64() {
-            Some(1) => (true, false),
-            Some(-1) => (false, false),
-            Some(0) => (false, true),
-            _ => {
-                return Err(format!(
+    let labels = person
+        .attribute
+        .iter()
+        .enumerate()
+        .map(|(a, value)| {
+            value.as_i64().and_then(Label::from_ternary).ok_or_else(|| {
+                format!(
                     "attribute {a} ({}) is {value}, expected 1 (present), -1 (absent) or 0 \
                      (unspecified)",
                     classes.name(a).unwrap_or("?")
-                ))
-            }
-        };
-        target.push(positive);
-        ignore.push(ignored);
-    }
-    Ok(Sample {
-        image,
-        target,
-        ignore,
-        bbox: Some(BBox::from_json(&person.bbox)?),
-    })
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let bbox = BBox::from_json(&person.bbox)?;
+    Ok(Sample::from_labels(image, &labels, Some(bbox)))
 }
 
 #[cfg(test)]
