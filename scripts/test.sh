@@ -44,6 +44,8 @@ ensure_python_venv
 # The venv comes first on PATH, so build scripts that ask `python3` for packages (tch's
 # LIBTORCH_USE_PYTORCH=1 looks up torch this way) find the pinned ones.
 export PATH="$root/.venv/bin:$PATH" VIRTUAL_ENV="$root/.venv"
+# tch links the venv's torch 2.11.0; csra-host's build script records its directory as rpath.
+export LIBTORCH_USE_PYTORCH=1
 # Tests that compare against Python references must run, not skip, under this command.
 export CSRA_PYTHON="$root/.venv/bin/python"
 export CSRA_REQUIRE_PYTHON_REFERENCE=1

@@ -1,0 +1,1 @@
+//! csra-host: train, evaluate and export CSRA models on a workstation with libtorch.
