@@ -1,1 +1,18 @@
 //! csra-host: train, evaluate and export CSRA models on a workstation with libtorch.
+//!
+//! - [`backbone`], [`head`], [`model`]: the networks in tch, with torchvision's parameter names;
+//! - [`weights`]: torchvision `.pth` and `.safetensors` files;
+//! - [`data`]: decoding, augmentation and batching in worker threads;
+//! - [`data_source`]: which dataset files to read;
+//! - [`train`]: the official recipe, checkpoints, the JSON-lines log;
+//! - [`evaluate`]: predictions over a dataset and the paper's metrics;
+//! - [`plot`], [`overlay`]: the training plot and attention heat maps.
+
+pub mod data_source;
+pub mod evaluate;
+pub mod train;
+
+/// The `created_by` string written into checkpoints and manifests.
+pub fn created_by() -> String {
+    format!("csra-host {}", env!("CARGO_PKG_VERSION"))
+}

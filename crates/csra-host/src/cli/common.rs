@@ -1,0 +1,270 @@
+//! Arguments and helpers several subcommands share.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use csra_core::manifest::Preprocess;
+use csra_core::{HeadSpec, HeadVariant};
+use csra_host::data_source::{DataFormat, DataSource};
+use csra_host::train::Checkpoint;
+use csra_host::CsraModel;
+use tch::nn::VarStore;
+use tch::Device;
+
+/// Where the model runs.
+#[derive(Debug, Args)]
+pub struct DeviceArgs {
+    /// `auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// libtorch compute threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Image-decoding threads (default: all cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+impl DeviceArgs {
+    /// Applies the thread count and resolves the device.
+    pub fn device(&self) -> anyhow::Result<Device> {
+        if let Some(threads) = self.threads {
+            tch::set_num_threads(i32::try_from(threads.max(1)).unwrap_or(i32::MAX));
+        }
+        let device = match self.device.as_str() {
+            "auto" => Device::cuda_if_available(),
+            "cpu" => Device::Cpu,
+            "cuda" => Device::Cuda(0),
+            other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => Device::Cuda(n),
+                _ => bail!("--device {other}: expected auto, cpu, cuda or cuda:N"),
+            },
+        };
+        if let Device::Cuda(n) = device {
+            let available = tch::Cuda::device_count();
+            if i64::try_from(n).map_or(true, |n| n >= available) {
+                bail!("--device {}: this machine has {available} CUDA device(s); use --device cpu", self.device);
+            }
+        }
+        log::info!("device {device:?}, {} libtorch threads", tch::get_num_threads());
+        Ok(device)
+    }
+
+    /// Decoding threads: the flag, or every core.
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        })
+    }
+}
+
+/// The pixel normalisation, which must match the pretrained weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Normalize {
+    /// RGB in [0, 1], no mean or std: the official CSRA pipeline.
+    Official,
+    /// `x / 127.5 − 1`: TensorFlow-trained weights, such as the shipped MobileNetV2.
+    Tf,
+    /// ImageNet mean and std: torchvision's own weights.
+    Imagenet,
+}
+
+impl Normalize {
+    /// The squash-resize pipeline with this normalisation.
+    pub fn preprocess(self) -> Preprocess {
+        let base = Preprocess::official();
+        match self {
+            Self::Official => base,
+            Self::Tf => Preprocess {
+                mean: [0.5; 3],
+                std: [0.5; 3],
+                ..base
+            },
+            Self::Imagenet => Preprocess {
+                mean: [0.485, 0.456, 0.406],
+                std: [0.229, 0.224, 0.225],
+                ..base
+            },
+        }
+    }
+}
+
+/// The head to build or to evaluate with.
+#[derive(Debug, Args)]
+pub struct HeadArgs {
+    /// csra (the paper's multi-head attention), max (`mean + λ·max`, training-free) or baseline
+    /// (GAP + FC).
+    #[arg(long = "head", value_parser = parse_variant)]
+    pub variant: Option<HeadVariant>,
+    /// Attention heads for `csra`: 1, 2, 4, 6 or 8 (the paper's temperature lists).
+    #[arg(long)]
+    pub heads: Option<usize>,
+    /// λ, the weight of the attention logits.
+    #[arg(long)]
+    pub lambda: Option<f32>,
+}
+
+fn parse_variant(text: &str) -> Result<HeadVariant, String> {
+    text.parse::<HeadVariant>().map_err(|e| e.to_string())
+}
+
+impl HeadArgs {
+    /// The spec these flags ask for, or `None` when no flag was given.
+    pub fn spec(&self) -> anyhow::Result<Option<HeadSpec>> {
+        let Some(variant) = self.variant else {
+            if self.heads.is_some() || self.lambda.is_some() {
+                bail!("--heads and --lambda need --head csra|max|baseline");
+            }
+            return Ok(None);
+        };
+        let spec = match variant {
+            HeadVariant::Csra => HeadSpec::csra(self.heads.unwrap_or(1), self.lambda.unwrap_or(0.1))?,
+            HeadVariant::Max => HeadSpec::max(self.lambda.unwrap_or(0.2))?,
+            HeadVariant::Baseline => HeadSpec::baseline(),
+        };
+        if variant != HeadVariant::Csra && self.heads.is_some() {
+            bail!("--heads applies to --head csra only");
+        }
+        Ok(Some(spec))
+    }
+}
+
+/// A dataset split named on the command line.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// A dataset folder in COCO layout (annotations/instances_<split>.json) or a VOCdevkit year
+    /// folder; the split comes from --split.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The split inside --data (COCO: val2017; VOC: test, trainval, ...).
+    #[arg(long)]
+    pub split: Option<String>,
+    /// The annotation format, instead of --data.
+    #[arg(long, value_enum)]
+    pub format: Option<DataFormat>,
+    /// The annotation file or folder, with --format.
+    #[arg(long)]
+    pub annotations: Option<PathBuf>,
+    /// The image folder, with --format.
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// Class names, one per line (JSON and CSV lists).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// The source these flags name; `None` when none was given.
+    pub fn source(&self, default_split: &str) -> anyhow::Result<Option<DataSource>> {
+        let split = self.split.as_deref().unwrap_or(default_split);
+        match (&self.data, self.format) {
+            (Some(dir), None) => Ok(Some(DataSource::detect(dir, split)?)),
+            (None, Some(format)) => {
+                let annotations = self
+                    .annotations
+                    .clone()
+                    .context("--format needs --annotations FILE")?;
+                let images = self.images.clone().unwrap_or_else(|| PathBuf::from("."));
+                Ok(Some(DataSource {
+                    format,
+                    annotations,
+                    images,
+                    split: self.split.clone(),
+                    labels: self.labels.clone(),
+                }))
+            }
+            (Some(_), Some(_)) => bail!("give either --data DIR or --format with --annotations"),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// A trained model read back from a checkpoint, optionally with another head.
+pub struct LoadedModel {
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+    /// Keeps the variables alive.
+    pub _vs: VarStore,
+    /// The network, in eval mode when called with `train = false`.
+    pub model: CsraModel,
+}
+
+/// Reads `path` (a checkpoint `.json` or a run directory) onto `device`.
+pub fn load_model(
+    path: &Path,
+    device: Device,
+    head: Option<HeadSpec>,
+) -> anyhow::Result<LoadedModel> {
+    let checkpoint = Checkpoint::read(path)?;
+    let mut vs = VarStore::new(device);
+    let mut model = CsraModel::new(&vs.root(), &checkpoint.meta.model)?;
+    checkpoint.restore(&mut vs)?;
+    if let Some(spec) = head {
+        model = model.with_head_spec(spec).with_context(|| {
+            format!("{}: cannot evaluate with another head", checkpoint.path.display())
+        })?;
+    }
+    Ok(LoadedModel {
+        checkpoint,
+        _vs: vs,
+        model,
+    })
+}
+
+/// Reads one image and makes the `[1, 3, S, S]` input the checkpoint was trained on.
+pub fn image_input(
+    loaded: &LoadedModel,
+    path: &Path,
+    device: Device,
+) -> anyhow::Result<(image::RgbImage, tch::Tensor)> {
+    let meta = &loaded.checkpoint.meta;
+    let image = csra_host::data::load_rgb(path)?;
+    let size = meta.image_size;
+    let pixels = csra_host::data::preprocess_image(&image, (size, size), &meta.preprocess);
+    let input = tch::Tensor::from_slice(&pixels)
+        .f_view([1, 3, i64::from(size), i64::from(size)])?
+        .to_device(device);
+    Ok((image, input))
+}
+
+/// A tensor's values as a flat `f32` vector on the CPU.
+pub fn to_vec(t: &tch::Tensor) -> anyhow::Result<Vec<f32>> {
+    Ok(Vec::try_from(
+        t.to_kind(tch::Kind::Float).to_device(Device::Cpu).flatten(0, -1),
+    )?)
+}
+
+/// Image files from paths, folders (their images, sorted) and glob patterns.
+pub fn collect_images(inputs: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for input in inputs {
+        let path = Path::new(input);
+        if path.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot list {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| is_image(p))
+                .collect();
+            entries.sort();
+            found.extend(entries);
+        } else if path.exists() {
+            found.push(path.to_path_buf());
+        } else if input.contains(['*', '?', '[']) {
+            let matches = glob::glob(input).with_context(|| format!("bad pattern {input}"))?;
+            found.extend(matches.filter_map(Result::ok).filter(|p| is_image(p)));
+        } else {
+            bail!("{input}: no such file, folder or pattern");
+        }
+    }
+    if found.is_empty() {
+        bail!("no images found in {}", inputs.join(", "));
+    }
+    Ok(found)
+}
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png" | "bmp"))
+}

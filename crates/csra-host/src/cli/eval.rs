@@ -1,0 +1,169 @@
+//! `csra-host eval`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use csra_core::metrics::Evaluation;
+use csra_core::HeadSpec;
+use csra_host::data::{Augment, Loader, LoaderConfig};
+use csra_host::data_source::DataSource;
+use csra_host::evaluate::predict;
+use serde::Serialize;
+
+use super::common::{load_model, DataArgs, DeviceArgs, HeadArgs};
+
+/// `csra-host eval` flags.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A checkpoint .json, or a run directory (its latest checkpoint).
+    checkpoint: PathBuf,
+    /// The data to score [default: the checkpoint's validation set].
+    #[command(flatten)]
+    data: DataArgs,
+    /// Evaluate with another head on the same weights, e.g. `--head max --lambda 0.2` on a
+    /// trained baseline (the training-free Max head).
+    #[command(flatten)]
+    head: HeadArgs,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+/// The JSON report of one evaluation.
+#[derive(Debug, Serialize)]
+struct Report {
+    checkpoint: PathBuf,
+    data: DataSource,
+    head: HeadSpec,
+    seconds: f64,
+    images_per_second: f64,
+    skipped_images: Vec<PathBuf>,
+    per_class: Vec<ClassAp>,
+    metrics: Evaluation,
+}
+
+#[derive(Debug, Serialize)]
+struct ClassAp {
+    class: String,
+    ap: Option<f64>,
+}
+
+/// Runs `csra-host eval`.
+pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let device = args.device.device()?;
+    let loaded = load_model(&args.checkpoint, device, args.head.spec()?)?;
+    let meta = &loaded.checkpoint.meta;
+    let data = match args.data.source("val2017")? {
+        Some(data) => data,
+        None => meta.val_data.clone().with_context(|| {
+            format!(
+                "{} was trained without a validation set; name the data with --data or --format",
+                loaded.checkpoint.path.display()
+            )
+        })?,
+    };
+    let dataset = data.read()?;
+    if dataset.classes.len() != meta.model.num_classes {
+        anyhow::bail!(
+            "{}: the dataset has {} classes but the model predicts {}; evaluate on data with the classes it was trained on",
+            data.annotations.display(),
+            dataset.classes.len(),
+            meta.model.num_classes
+        );
+    }
+    let loader = Loader::new(
+        Arc::from(dataset.samples.clone()),
+        dataset.classes.len(),
+        LoaderConfig {
+            batch_size: args.batch_size,
+            image_size: (meta.image_size, meta.image_size),
+            preprocess: meta.preprocess.clone(),
+            augment: Augment::None,
+            shuffle: false,
+            seed: 0,
+            workers: args.device.workers(),
+            prefetch: 4,
+            drop_last: false,
+        },
+    )?;
+    let started = Instant::now();
+    let predictions = predict(&loaded.model, &loader, device)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let metrics = predictions.evaluate(&dataset.samples)?;
+    let report = Report {
+        checkpoint: loaded.checkpoint.path.clone(),
+        data,
+        head: loaded.model.config().head.clone(),
+        seconds,
+        images_per_second: predictions.indices.len() as f64 / seconds.max(1e-9),
+        skipped_images: predictions.skipped.iter().map(|(p, _)| p.clone()).collect(),
+        per_class: dataset
+            .classes
+            .names()
+            .iter()
+            .zip(&metrics.per_class_ap)
+            .map(|(class, ap)| ClassAp {
+                class: class.clone(),
+                ap: *ap,
+            })
+            .collect(),
+        metrics,
+    };
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(path) = &args.report {
+        csra_core::fsutil::write_atomic(path, json.as_bytes())
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    if args.json {
+        println!("{json}");
+    } else {
+        print_table(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(r: &Report) {
+    let m = &r.metrics;
+    let pct = |x: f64| 100.0 * x;
+    println!(
+        "{} on {} ({} images, {:.1} img/s)",
+        r.checkpoint.display(),
+        r.data,
+        m.num_samples,
+        r.images_per_second
+    );
+    println!("mAP {:.2}  ({} classes with positives)", pct(m.map), m.num_map_classes);
+    for (name, p) in [("all", &m.all), ("top-3", &m.top3)] {
+        println!(
+            "{name:>6}: CP {:.2}  CR {:.2}  CF1 {:.2}  OP {:.2}  OR {:.2}  OF1 {:.2}",
+            pct(p.cp),
+            pct(p.cr),
+            pct(p.cf1),
+            pct(p.op),
+            pct(p.or),
+            pct(p.of1)
+        );
+    }
+    println!("per-class AP:");
+    for c in &r.per_class {
+        match c.ap {
+            Some(ap) => println!("  {:>20} {:6.2}", c.class, pct(ap)),
+            None => println!("  {:>20}      - (no positives)", c.class),
+        }
+    }
+    if !r.skipped_images.is_empty() {
+        println!("{} images could not be decoded and were skipped", r.skipped_images.len());
+    }
+}

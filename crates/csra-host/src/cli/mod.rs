@@ -1,0 +1,59 @@
+//! Argument parsing and the subcommands.
+
+mod common;
+mod eval;
+mod explain;
+mod predict;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Train, evaluate and inspect CSRA multi-label models (libtorch, GPU when present).
+#[derive(Debug, Parser)]
+#[command(name = "csra-host", version, about)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+impl Cli {
+    /// The default `log` filter for the verbosity flags.
+    pub fn log_level(&self) -> &'static str {
+        match (self.quiet, self.verbose) {
+            (true, _) => "warn",
+            (false, 0) => "info",
+            (false, 1) => "debug",
+            (false, _) => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a model with the official recipe; writes checkpoints, a JSON-lines log and a plot.
+    Train(Box<train::TrainArgs>),
+    /// Score a checkpoint on a dataset: mAP, CP/CR/CF1, OP/OR/OF1, top-3, per-class AP.
+    Eval(eval::EvalArgs),
+    /// Print the labels a checkpoint sees in images, folders or globs.
+    Predict(predict::PredictArgs),
+    /// Write attention heat maps over images (the paper's Fig. 4).
+    Explain(explain::ExplainArgs),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Train(args) => train::run(*args),
+        Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Explain(args) => explain::run(args),
+    }
+}

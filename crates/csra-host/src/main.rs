@@ -1,0 +1,19 @@
+//! `csra-host`: train, evaluate and inspect CSRA models on a workstation.
+
+mod cli;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(args.log_level()))
+        .format_timestamp_millis()
+        .init();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,37 @@
+# Set-up shared by the README's two commands (scripts/test.sh and scripts/coco-mini.sh); source
+# it from the repository root. Every step is idempotent and skipped when nothing changed.
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+ensure_rust_components() {
+    local missing=()
+    cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+    cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+    if ((${#missing[@]})); then
+        step "installing Rust components: ${missing[*]}"
+        rustup component add "${missing[@]}"
+    fi
+}
+
+# Installs requirements/$1.txt into .venv, again only when some requirements file changed (their
+# hash is stamped inside the venv, per entry file).
+ensure_python_venv() {
+    local requirements=requirements/$1.txt stamp=.venv/.$1.sha256 want
+    want=$(cat requirements/*.txt | sha256sum | cut -d' ' -f1)
+    if [[ -x .venv/bin/python && -f $stamp && $(<"$stamp") == "$want" ]]; then
+        return
+    fi
+    step "setting up .venv from $requirements"
+    [[ -x .venv/bin/python ]] || python3 -m venv .venv
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
+    echo "$want" >"$stamp"
+}
+
+# The venv comes first on PATH, so build scripts that ask `python3` for packages find the pinned
+# ones: tch's LIBTORCH_USE_PYTORCH=1 links the venv's torch 2.11.0, and the build scripts of
+# csra-host and the tests record its directory as an rpath, so binaries run without
+# LD_LIBRARY_PATH.
+use_python_venv() {
+    export PATH="$PWD/.venv/bin:$PATH" VIRTUAL_ENV="$PWD/.venv"
+    export LIBTORCH_USE_PYTORCH=1
+}
