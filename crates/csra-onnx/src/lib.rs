@@ -1,0 +1,25 @@
+//! Writes CSRA models as ONNX, from Rust, with no Python and no protoc.
+//!
+//! - [`GraphBuilder`]: a small typed builder over the prost types of [`pb`] (tract's ONNX
+//!   schema) that writes opset 17, IR version 8, with static shapes and an optional dynamic
+//!   batch;
+//! - [`inspect()`]: what an ONNX file holds (inputs, outputs, opsets, op histogram, parameters).
+
+mod builder;
+mod error;
+mod graph_order;
+pub mod inspect;
+mod model_io;
+mod op;
+mod shape;
+mod tensor_data;
+
+pub use builder::{GraphBuilder, Value, IR_VERSION, OPSET};
+pub use error::OnnxError;
+pub use inspect::{inspect, ModelInfo};
+pub use model_io::{read_model, write_model};
+pub use op::Op;
+pub use shape::{Dim, ShapeDisplay, TensorType, BATCH_DIM};
+/// The ONNX protobuf messages (tract's generated types), re-exported so callers need no
+/// second copy of the schema.
+pub use tract_onnx::pb;
