@@ -3,11 +3,14 @@
 //! - [`GraphBuilder`]: a small typed builder over the prost types of [`pb`] (tract's ONNX
 //!   schema) that writes opset 17, IR version 8, with static shapes and an optional dynamic
 //!   batch;
+//! - [`emit_head`]: the CSRA head of a [`HeadWeights`] (a `HeadSpec` plus its classifiers) as
+//!   one fused, inference-optimised graph on any `[N, d, h, w]` feature tensor;
 //! - [`inspect()`]: what an ONNX file holds (inputs, outputs, opsets, op histogram, parameters).
 
 mod builder;
 mod error;
 mod graph_order;
+mod head;
 pub mod inspect;
 mod model_io;
 mod op;
@@ -16,6 +19,7 @@ mod tensor_data;
 
 pub use builder::{GraphBuilder, Value, IR_VERSION, OPSET};
 pub use error::OnnxError;
+pub use head::{emit_head, ClassifierWeights, FeatureShape, HeadOutputs, HeadWeights};
 pub use inspect::{inspect, ModelInfo};
 pub use model_io::{read_model, write_model};
 pub use op::Op;
