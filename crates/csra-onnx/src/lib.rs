@@ -5,10 +5,14 @@
 //!   batch;
 //! - [`emit_head`]: the CSRA head of a [`HeadWeights`] (a `HeadSpec` plus its classifiers) as
 //!   one fused, inference-optimised graph on any `[N, d, h, w]` feature tensor;
+//! - [`graft`]: appends a head to a named feature map of an existing backbone file, or turns
+//!   a standard GAP + FC classifier tail into the training-free `mean + λ·max` head, and writes
+//!   the manifest beside the result;
 //! - [`inspect()`]: what an ONNX file holds (inputs, outputs, opsets, op histogram, parameters).
 
 mod builder;
 mod error;
+pub mod graft;
 mod graph_order;
 mod head;
 pub mod inspect;
