@@ -1,6 +1,9 @@
-//! Shared helpers: running models in tract, reading them back with prost, seeded data.
+//! Shared helpers: running models in tract, reading them back with prost, seeded data, `.npy`
+//! files for the Python cross-check.
 
 #![allow(dead_code, clippy::unwrap_used)]
+
+pub mod npy;
 
 use std::collections::BTreeMap;
 use std::path::Path;
