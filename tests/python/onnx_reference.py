@@ -54,7 +54,8 @@ def declared_dims(value_info):
 def check_inferred_shapes(model):
     """Strict shape inference must give every node output a type and a known rank. In a file
     with a static batch every dim must be a number; with a dynamic batch at most one dim per
-    tensor may be symbolic: the batch, which inference renames (unk__k) after a Reshape to -1."""
+    tensor may be symbolic: the batch. The head's Reshapes copy it (0), which keeps its name for
+    TensorRT optimisation profiles; a backbone's own Reshape to -1 may rename it (unk__k)."""
     inferred = onnx.shape_inference.infer_shapes(
         model, check_type=True, strict_mode=True, data_prop=True
     )

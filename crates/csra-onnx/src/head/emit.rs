@@ -156,7 +156,7 @@ fn emit_attention(
         builder.initializer_f32("head.score_weight", &[rows, shape.channels], &heads.weight)?;
     let flat_shape = builder.ints(
         "head.features_flat_shape",
-        &[-1, i64_from(shape.channels), i64_from(shape.locations())],
+        &[0, i64_from(shape.channels), i64_from(shape.locations())],
     );
     let flat = builder.node(
         "head.features_flat",
@@ -262,7 +262,7 @@ fn emit_softmax_heads(
             "head.softmax_weighted_by_head",
             &weighted,
             &[
-                -1,
+                0,
                 i64_from(heads),
                 i64_from(c),
                 i64_from(shape.locations()),
@@ -287,7 +287,7 @@ fn emit_max_heads(builder: &mut GraphBuilder, scores: &Value, c: usize, heads: u
         builder,
         "head.max_logits_by_head",
         &pooled,
-        &[-1, i64_from(heads), i64_from(c)],
+        &[0, i64_from(heads), i64_from(c)],
     );
     reduce_sum(builder, "head.max_logits_sum", &by_head, &[1])
 }
@@ -325,7 +325,7 @@ fn emit_attention_map(
     let map_shape = builder.ints(
         "head.attention_shape",
         &[
-            -1,
+            0,
             i64_from(c),
             i64_from(shape.height),
             i64_from(shape.width),
