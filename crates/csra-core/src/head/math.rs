@@ -81,7 +81,7 @@ pub struct Classifier<'a> {
 impl<'a> Classifier<'a> {
     /// A classifier without bias; `weight.len()` must be a multiple of `num_classes`.
     pub fn new(weight: &'a [f32], num_classes: usize) -> Result<Self, HeadError> {
-        if num_classes == 0 || weight.is_empty() || weight.len() % num_classes != 0 {
+        if num_classes == 0 || weight.is_empty() || !weight.len().is_multiple_of(num_classes) {
             return Err(HeadError::Shape {
                 what: "classifier weight",
                 expected: format!("[{num_classes}, d] with d > 0"),

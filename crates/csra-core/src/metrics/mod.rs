@@ -204,7 +204,7 @@ impl<'a> Matrix<'a> {
         if num_classes == 0 {
             return Err(MetricsError::NoClasses);
         }
-        if scores.len() % num_classes != 0 {
+        if !scores.len().is_multiple_of(num_classes) {
             return Err(MetricsError::RaggedScores {
                 len: scores.len(),
                 num_classes,
