@@ -7,6 +7,7 @@ use std::io::{BufReader, Read};
 use std::path::Path;
 
 use tch::{Device, Tensor};
+use zip::read::{ArchiveOffset, Config};
 use zip::ZipArchive;
 
 use super::pickle::{read_state_dict, StorageRef, TensorRecord};
@@ -19,11 +20,19 @@ pub(crate) fn read_pth(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsErro
         path: path.to_owned(),
         source,
     })?;
-    let mut archive =
-        ZipArchive::new(BufReader::new(file)).map_err(|source| WeightsError::Zip {
+    // torch.save writes nothing before the archive. Detecting an offset misfires on its files:
+    // their zip64 end records sit between the central directory and the end record, and when
+    // the first header is exactly as long as those two records (a 21-character file stem),
+    // the zip crate takes the second header for the first.
+    let config = Config {
+        archive_offset: ArchiveOffset::Known(0),
+    };
+    let mut archive = ZipArchive::with_config(config, BufReader::new(file)).map_err(|source| {
+        WeightsError::Zip {
             path: path.to_owned(),
             source,
-        })?;
+        }
+    })?;
     let mut reader = Archive {
         path,
         prefix: data_pkl_prefix(&archive, path)?,
@@ -200,5 +209,49 @@ fn check_view(record: &TensorRecord) -> Result<(), String> {
              of storage {} ({} elements)",
             storage.key, storage.numel
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::weights::pickle::StorageKind;
+
+    fn record(numel: i64, offset: i64, size: &[i64], stride: &[i64]) -> TensorRecord {
+        TensorRecord {
+            storage: StorageRef {
+                kind: StorageKind::Float32,
+                key: "0".into(),
+                numel,
+            },
+            offset,
+            size: size.to_vec(),
+            stride: stride.to_vec(),
+        }
+    }
+
+    #[test]
+    fn views_inside_their_storage_pass() {
+        assert!(check_view(&record(6, 0, &[2, 3], &[3, 1])).is_ok());
+        assert!(check_view(&record(6, 0, &[3, 2], &[1, 3])).is_ok());
+        assert!(check_view(&record(10, 3, &[4], &[1])).is_ok());
+        assert!(check_view(&record(6, 0, &[3, 6], &[0, 1])).is_ok());
+        assert!(check_view(&record(1, 0, &[], &[])).is_ok());
+        // An empty view reads nothing, wherever it points.
+        assert!(check_view(&record(0, 0, &[0, 3], &[3, 1])).is_ok());
+    }
+
+    #[test]
+    fn views_past_their_storage_fail() {
+        for bad in [
+            record(5, 0, &[2, 3], &[3, 1]),
+            record(10, 7, &[4], &[1]),
+            record(0, 0, &[], &[]),
+            record(6, -1, &[2], &[1]),
+            record(6, 0, &[2], &[-1]),
+            record(6, 0, &[2, i64::MAX], &[i64::MAX, 1]),
+        ] {
+            assert!(check_view(&bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -181,7 +181,7 @@ fn reads_protocol_4_framing_and_short_strings() {
     for (key, value) in [("x", 1u8), ("y", 2)] {
         pickle.extend_from_slice(&[0x8c, 1, key.as_bytes()[0], b'K', value]);
     }
-    pickle.extend_from_slice(&[b'u', b'.']);
+    pickle.extend_from_slice(b"u.");
     let err = read_state_dict(&pickle).unwrap_err();
     // Parsed to the end: the values are ints, which the state-dict check then refuses.
     assert!(err.message.contains("\"x\" is the int 1"), "{err}");
