@@ -8,9 +8,16 @@
 //! - [`evaluate`]: predictions over a dataset and the paper's metrics;
 //! - [`plot`], [`overlay`]: the training plot and attention heat maps.
 
+pub mod backbone;
 pub mod data_source;
 pub mod evaluate;
+pub mod head;
+pub mod model;
 pub mod train;
+pub mod weights;
+
+pub use backbone::Arch;
+pub use model::{CsraModel, ModelConfig, ModelError, BACKBONE_PREFIX, HEAD_PREFIX};
 
 /// The `created_by` string written into checkpoints and manifests.
 pub fn created_by() -> String {

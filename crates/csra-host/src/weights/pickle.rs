@@ -1,0 +1,618 @@
+//! A strict reader for the pickle that `torch.save` writes as `data.pkl` for a state dict.
+//!
+//! It runs the few pickle opcodes such a file uses (protocols 2 to 5) and knows only the
+//! globals a state dict needs: `collections.OrderedDict`, `torch._utils._rebuild_tensor_v2`,
+//! `torch._utils._rebuild_parameter` and the typed storages (`torch.FloatStorage`, ...). Any
+//! other global or opcode is an error, never a guess: a pickle can name any Python callable,
+//! and only these mean "a dict of tensors".
+
+use std::collections::HashMap;
+use std::fmt;
+
+use tch::Kind;
+
+/// The element type of a storage, from its class name (`torch.FloatStorage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StorageKind {
+    Float32,
+    Float64,
+    Float16,
+    BFloat16,
+    Int64,
+    Int32,
+    Int16,
+    Int8,
+    UInt8,
+    Bool,
+}
+
+impl StorageKind {
+    fn from_class(name: &str) -> Option<Self> {
+        Some(match name {
+            "FloatStorage" => Self::Float32,
+            "DoubleStorage" => Self::Float64,
+            "HalfStorage" => Self::Float16,
+            "BFloat16Storage" => Self::BFloat16,
+            "LongStorage" => Self::Int64,
+            "IntStorage" => Self::Int32,
+            "ShortStorage" => Self::Int16,
+            "CharStorage" => Self::Int8,
+            "ByteStorage" => Self::UInt8,
+            "BoolStorage" => Self::Bool,
+            _ => return None,
+        })
+    }
+
+    /// The libtorch element kind.
+    pub fn kind(self) -> Kind {
+        match self {
+            Self::Float32 => Kind::Float,
+            Self::Float64 => Kind::Double,
+            Self::Float16 => Kind::Half,
+            Self::BFloat16 => Kind::BFloat16,
+            Self::Int64 => Kind::Int64,
+            Self::Int32 => Kind::Int,
+            Self::Int16 => Kind::Int16,
+            Self::Int8 => Kind::Int8,
+            Self::UInt8 => Kind::Uint8,
+            Self::Bool => Kind::Bool,
+        }
+    }
+}
+
+/// A storage the pickle refers to by persistent id: `archive/data/<key>`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StorageRef {
+    pub kind: StorageKind,
+    pub key: String,
+    /// Elements in the storage, as the pickle declares it.
+    pub numel: i64,
+}
+
+/// A tensor as `_rebuild_tensor_v2` describes it: a strided view of a storage.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TensorRecord {
+    pub storage: StorageRef,
+    pub offset: i64,
+    pub size: Vec<i64>,
+    pub stride: Vec<i64>,
+}
+
+/// Why a `data.pkl` could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PickleError {
+    /// The byte offset of the opcode that failed.
+    pub offset: usize,
+    pub message: String,
+}
+
+impl fmt::Display for PickleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at byte {}: {}", self.offset, self.message)
+    }
+}
+
+/// The Python callables and classes a state dict pickle may name.
+#[derive(Debug, Clone, PartialEq)]
+enum Global {
+    OrderedDict,
+    RebuildTensor,
+    RebuildParameter,
+    Storage(StorageKind),
+}
+
+impl Global {
+    fn resolve(module: &str, name: &str) -> Option<Self> {
+        match (module, name) {
+            ("collections", "OrderedDict") => Some(Self::OrderedDict),
+            ("torch._utils", "_rebuild_tensor_v2") => Some(Self::RebuildTensor),
+            ("torch._utils", "_rebuild_parameter") => Some(Self::RebuildParameter),
+            ("torch", class) => StorageKind::from_class(class).map(Self::Storage),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Tuple(Vec<Value>),
+    List(Vec<Value>),
+    Dict(Vec<(Value, Value)>),
+    Global(Global),
+    Storage(StorageRef),
+    Tensor(TensorRecord),
+}
+
+impl Value {
+    /// A short description for error messages.
+    fn describe(&self) -> String {
+        match self {
+            Value::None => "None".into(),
+            Value::Bool(b) => format!("the bool {b}"),
+            Value::Int(i) => format!("the int {i}"),
+            Value::Float(x) => format!("the float {x}"),
+            Value::Str(s) => format!("the string {s:?}"),
+            Value::Tuple(items) => format!("a tuple of {}", items.len()),
+            Value::List(items) => format!("a list of {}", items.len()),
+            Value::Dict(items) => format!("a dict of {}", items.len()),
+            Value::Global(g) => format!("the global {g:?}"),
+            Value::Storage(_) => "a storage".into(),
+            Value::Tensor(_) => "a tensor".into(),
+        }
+    }
+}
+
+/// Parses a `torch.save`d state dict: the names and tensor records, in file order.
+///
+/// The top level must be a dict (or `OrderedDict`) from strings to tensors; anything else (a
+/// training checkpoint that nests the state dict, a pickled module) is an error that says
+/// what the file holds instead.
+pub(crate) fn read_state_dict(data: &[u8]) -> Result<Vec<(String, TensorRecord)>, PickleError> {
+    let value = Machine::new(data).run()?;
+    let Value::Dict(items) = value else {
+        return Err(PickleError {
+            offset: 0,
+            message: format!(
+                "the file holds {}, not a state dict (a dict of tensors)",
+                value.describe()
+            ),
+        });
+    };
+    items
+        .into_iter()
+        .map(|(key, value)| match (key, value) {
+            (Value::Str(name), Value::Tensor(tensor)) => Ok((name, tensor)),
+            (Value::Str(name), other) => Err(PickleError {
+                offset: 0,
+                message: format!(
+                    "entry {name:?} is {}, not a tensor: this is not a plain state dict (a \
+                     training checkpoint keeps it under a key such as \"state_dict\")",
+                    other.describe()
+                ),
+            }),
+            (key, _) => Err(PickleError {
+                offset: 0,
+                message: format!("a key is {}, not a string", key.describe()),
+            }),
+        })
+        .collect()
+}
+
+/// The pickle virtual machine: a stack, marks into it, and a memo.
+struct Machine<'a> {
+    data: &'a [u8],
+    pos: usize,
+    /// Where the current opcode started, for error messages.
+    op_start: usize,
+    stack: Vec<Value>,
+    marks: Vec<usize>,
+    memo: HashMap<u32, Value>,
+}
+
+impl<'a> Machine<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Self {
+            data,
+            pos: 0,
+            op_start: 0,
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
+        }
+    }
+
+    fn error<T>(&self, message: impl Into<String>) -> Result<T, PickleError> {
+        Err(PickleError {
+            offset: self.op_start,
+            message: message.into(),
+        })
+    }
+
+    fn run(mut self) -> Result<Value, PickleError> {
+        loop {
+            self.op_start = self.pos;
+            let op = self.take(1)?[0];
+            match op {
+                b'.' => return self.stop(),
+                _ => self.step(op)?,
+            }
+        }
+    }
+
+    fn stop(mut self) -> Result<Value, PickleError> {
+        let value = self.pop()?;
+        if !self.stack.is_empty() || !self.marks.is_empty() {
+            return self.error("values left on the stack at STOP");
+        }
+        Ok(value)
+    }
+
+    fn step(&mut self, op: u8) -> Result<(), PickleError> {
+        match op {
+            0x80 => {
+                let protocol = self.take(1)?[0];
+                if !(2..=5).contains(&protocol) {
+                    return self.error(format!("pickle protocol {protocol} (expected 2 to 5)"));
+                }
+            }
+            0x95 => {
+                self.take(8)?; // FRAME: a length hint only
+            }
+            b'(' => self.marks.push(self.stack.len()),
+            b'}' => self.stack.push(Value::Dict(Vec::new())),
+            b']' => self.stack.push(Value::List(Vec::new())),
+            b')' => self.stack.push(Value::Tuple(Vec::new())),
+            b't' => {
+                let items = self.pop_mark()?;
+                self.stack.push(Value::Tuple(items));
+            }
+            0x85..=0x87 => {
+                let n = usize::from(op - 0x84);
+                if self.stack.len() < n {
+                    return self.error("stack underflow");
+                }
+                let items = self.stack.split_off(self.stack.len() - n);
+                self.stack.push(Value::Tuple(items));
+            }
+            b'N' => self.stack.push(Value::None),
+            0x88 => self.stack.push(Value::Bool(true)),
+            0x89 => self.stack.push(Value::Bool(false)),
+            b'J' => {
+                let v = i32::from_le_bytes(self.array()?);
+                self.stack.push(Value::Int(i64::from(v)));
+            }
+            b'K' => {
+                let v = self.take(1)?[0];
+                self.stack.push(Value::Int(i64::from(v)));
+            }
+            b'M' => {
+                let v = u16::from_le_bytes(self.array()?);
+                self.stack.push(Value::Int(i64::from(v)));
+            }
+            0x8a => {
+                let v = self.long1()?;
+                self.stack.push(Value::Int(v));
+            }
+            b'G' => {
+                let v = f64::from_be_bytes(self.array()?);
+                self.stack.push(Value::Float(v));
+            }
+            b'X' => {
+                let n = u32::from_le_bytes(self.array()?);
+                self.unicode(u64::from(n))?;
+            }
+            0x8c => {
+                let n = self.take(1)?[0];
+                self.unicode(u64::from(n))?;
+            }
+            0x8d => {
+                let n = u64::from_le_bytes(self.array()?);
+                self.unicode(n)?;
+            }
+            b'c' => {
+                let module = self.line()?;
+                let name = self.line()?;
+                self.global(&module, &name)?;
+            }
+            0x93 => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                match (module, name) {
+                    (Value::Str(module), Value::Str(name)) => self.global(&module, &name)?,
+                    _ => return self.error("STACK_GLOBAL needs two strings"),
+                }
+            }
+            b'q' => {
+                let index = self.take(1)?[0];
+                self.put(u32::from(index))?;
+            }
+            b'r' => {
+                let index = u32::from_le_bytes(self.array()?);
+                self.put(index)?;
+            }
+            0x94 => {
+                let index = u32::try_from(self.memo.len()).map_or(u32::MAX, |n| n);
+                self.put(index)?;
+            }
+            b'h' => {
+                let index = self.take(1)?[0];
+                self.get(u32::from(index))?;
+            }
+            b'j' => {
+                let index = u32::from_le_bytes(self.array()?);
+                self.get(index)?;
+            }
+            b's' => {
+                let value = self.pop()?;
+                let key = self.pop()?;
+                self.extend_dict(vec![key, value])?;
+            }
+            b'u' => {
+                let items = self.pop_mark()?;
+                self.extend_dict(items)?;
+            }
+            b'a' => {
+                let value = self.pop()?;
+                self.extend_list(vec![value])?;
+            }
+            b'e' => {
+                let items = self.pop_mark()?;
+                self.extend_list(items)?;
+            }
+            b'Q' => {
+                let pid = self.pop()?;
+                let storage = self.persistent_load(pid)?;
+                self.stack.push(Value::Storage(storage));
+            }
+            b'R' => {
+                let args = self.pop()?;
+                let callable = self.pop()?;
+                let value = self.reduce(callable, args)?;
+                self.stack.push(value);
+            }
+            b'b' => {
+                let state = self.pop()?;
+                self.build(state)?;
+            }
+            other => {
+                return self.error(format!(
+                    "unsupported pickle opcode 0x{other:02x}: not a state dict written by \
+                     torch.save"
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], PickleError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.data.len());
+        match end {
+            Some(end) => {
+                let bytes = &self.data[self.pos..end];
+                self.pos = end;
+                Ok(bytes)
+            }
+            None => self.error("the pickle ends early (truncated file?)"),
+        }
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], PickleError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    /// LONG1: a little-endian two's-complement integer of up to 255 bytes; up to 8 fit i64.
+    fn long1(&mut self) -> Result<i64, PickleError> {
+        let n = usize::from(self.take(1)?[0]);
+        let bytes = self.take(n)?;
+        if n > 8 {
+            return self.error(format!("a {n}-byte integer does not fit 64 bits"));
+        }
+        let negative = bytes.last().is_some_and(|&b| b & 0x80 != 0);
+        let mut buf = [if negative { 0xff } else { 0 }; 8];
+        buf[..n].copy_from_slice(bytes);
+        Ok(i64::from_le_bytes(buf))
+    }
+
+    fn unicode(&mut self, n: u64) -> Result<(), PickleError> {
+        let n = usize::try_from(n).map_or(usize::MAX, |n| n);
+        let bytes = self.take(n)?;
+        match std::str::from_utf8(bytes) {
+            Ok(s) => {
+                self.stack.push(Value::Str(s.to_owned()));
+                Ok(())
+            }
+            Err(_) => self.error("a string is not valid UTF-8"),
+        }
+    }
+
+    /// A newline-terminated ASCII line (GLOBAL's operands).
+    fn line(&mut self) -> Result<String, PickleError> {
+        let rest = &self.data[self.pos..];
+        let Some(len) = rest.iter().position(|&b| b == b'\n') else {
+            return self.error("the pickle ends inside a GLOBAL name (truncated file?)");
+        };
+        let bytes = self.take(len + 1)?;
+        match std::str::from_utf8(&bytes[..len]) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => self.error("a GLOBAL name is not valid UTF-8"),
+        }
+    }
+
+    fn global(&mut self, module: &str, name: &str) -> Result<(), PickleError> {
+        match Global::resolve(module, name) {
+            Some(global) => {
+                self.stack.push(Value::Global(global));
+                Ok(())
+            }
+            None => self.error(format!(
+                "the pickle refers to {module}.{name}, which a plain state dict of dense \
+                 float or integer tensors does not use"
+            )),
+        }
+    }
+
+    fn pop(&mut self) -> Result<Value, PickleError> {
+        let floor = self.marks.last().copied().unwrap_or(0);
+        if self.stack.len() <= floor {
+            return self.error("stack underflow");
+        }
+        match self.stack.pop() {
+            Some(value) => Ok(value),
+            None => self.error("stack underflow"),
+        }
+    }
+
+    fn pop_mark(&mut self) -> Result<Vec<Value>, PickleError> {
+        match self.marks.pop() {
+            Some(mark) => Ok(self.stack.split_off(mark)),
+            None => self.error("no MARK to pop to"),
+        }
+    }
+
+    fn put(&mut self, index: u32) -> Result<(), PickleError> {
+        match self.stack.last() {
+            Some(value) => {
+                self.memo.insert(index, value.clone());
+                Ok(())
+            }
+            None => self.error("memoizing an empty stack"),
+        }
+    }
+
+    fn get(&mut self, index: u32) -> Result<(), PickleError> {
+        match self.memo.get(&index) {
+            // The memo holds copies, so a dict or list changed after it was memoized would
+            // come back stale; state dicts never refer back to one.
+            Some(Value::Dict(_) | Value::List(_)) => {
+                self.error("a dict or list is referenced twice, which this reader does not support")
+            }
+            Some(value) => {
+                self.stack.push(value.clone());
+                Ok(())
+            }
+            None => self.error(format!("memo entry {index} is not set")),
+        }
+    }
+
+    fn extend_dict(&mut self, items: Vec<Value>) -> Result<(), PickleError> {
+        if items.len() % 2 != 0 {
+            return self.error("SETITEMS with an odd number of values");
+        }
+        let Some(Value::Dict(dict)) = self.stack.last_mut() else {
+            return self.error("SETITEM(S) on something that is not a dict");
+        };
+        let mut items = items.into_iter();
+        while let (Some(key), Some(value)) = (items.next(), items.next()) {
+            match dict.iter_mut().find(|(k, _)| *k == key) {
+                Some(entry) => entry.1 = value,
+                None => dict.push((key, value)),
+            }
+        }
+        Ok(())
+    }
+
+    fn extend_list(&mut self, items: Vec<Value>) -> Result<(), PickleError> {
+        match self.stack.last_mut() {
+            Some(Value::List(list)) => {
+                list.extend(items);
+                Ok(())
+            }
+            _ => self.error("APPEND(S) on something that is not a list"),
+        }
+    }
+
+    /// torch.save's persistent id for a storage:
+    /// `("storage", storage_type, key, location, numel)`.
+    fn persistent_load(&self, pid: Value) -> Result<StorageRef, PickleError> {
+        let Value::Tuple(fields) = pid else {
+            return self.error(format!(
+                "persistent id is {}, not a storage tuple",
+                pid.describe()
+            ));
+        };
+        match fields.as_slice() {
+            [Value::Str(tag), Value::Global(Global::Storage(kind)), Value::Str(key), Value::Str(_location), Value::Int(numel)]
+                if tag == "storage" && *numel >= 0 =>
+            {
+                Ok(StorageRef {
+                    kind: *kind,
+                    key: key.clone(),
+                    numel: *numel,
+                })
+            }
+            _ => self.error(format!(
+                "unsupported persistent id {fields:?}: expected (\"storage\", torch.<Type>Storage, \
+                 key, location, numel)"
+            )),
+        }
+    }
+
+    fn reduce(&self, callable: Value, args: Value) -> Result<Value, PickleError> {
+        let Value::Tuple(args) = args else {
+            return self.error(format!(
+                "REDUCE arguments are {}, not a tuple",
+                args.describe()
+            ));
+        };
+        match callable {
+            Value::Global(Global::OrderedDict) if args.is_empty() => Ok(Value::Dict(Vec::new())),
+            Value::Global(Global::RebuildTensor) => self.rebuild_tensor(args),
+            Value::Global(Global::RebuildParameter) => match args.into_iter().next() {
+                Some(tensor @ Value::Tensor(_)) => Ok(tensor),
+                _ => self.error("_rebuild_parameter without a tensor"),
+            },
+            other => self.error(format!(
+                "cannot call {} with {} arguments",
+                other.describe(),
+                args.len()
+            )),
+        }
+    }
+
+    /// `_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, backward_hooks[,
+    /// metadata])`.
+    fn rebuild_tensor(&self, args: Vec<Value>) -> Result<Value, PickleError> {
+        match args.as_slice() {
+            [Value::Storage(storage), Value::Int(offset), Value::Tuple(size), Value::Tuple(stride), Value::Bool(_), _hooks, ..]
+                if args.len() <= 7 =>
+            {
+                let size = self.ints(size, "size")?;
+                let stride = self.ints(stride, "stride")?;
+                if size.len() != stride.len() {
+                    return self.error(format!(
+                        "tensor size {size:?} and stride {stride:?} differ in length"
+                    ));
+                }
+                Ok(Value::Tensor(TensorRecord {
+                    storage: storage.clone(),
+                    offset: *offset,
+                    size,
+                    stride,
+                }))
+            }
+            _ => self.error(format!(
+                "unsupported _rebuild_tensor_v2 arguments: {}",
+                args.iter()
+                    .map(Value::describe)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    fn ints(&self, values: &[Value], what: &str) -> Result<Vec<i64>, PickleError> {
+        values
+            .iter()
+            .map(|v| match v {
+                Value::Int(i) => Ok(*i),
+                other => self.error(format!("tensor {what} holds {}", other.describe())),
+            })
+            .collect()
+    }
+
+    /// BUILD sets an object's state; on a state dict that is `_metadata` (BatchNorm versions),
+    /// which the tensors do not need.
+    fn build(&mut self, state: Value) -> Result<(), PickleError> {
+        match (self.stack.last(), &state) {
+            (Some(Value::Dict(_)), Value::Dict(_) | Value::None) => Ok(()),
+            (target, _) => self.error(format!(
+                "cannot BUILD {} with {}",
+                target.map_or_else(|| "nothing".into(), Value::describe),
+                state.describe()
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,258 @@
+//! Hand-assembled pickles: what torch.save writes for a state dict, and what must be refused.
+//! (Files written by real torch are checked in `tests/pth_fixtures.rs`.)
+
+use super::*;
+
+/// A tiny pickle assembler with the opcodes torch.save uses.
+struct Pickle(Vec<u8>);
+
+impl Pickle {
+    fn new() -> Self {
+        Self(vec![0x80, 2])
+    }
+    fn op(mut self, op: u8) -> Self {
+        self.0.push(op);
+        self
+    }
+    fn raw(mut self, bytes: &[u8]) -> Self {
+        self.0.extend_from_slice(bytes);
+        self
+    }
+    fn str(self, s: &str) -> Self {
+        let len = u32::try_from(s.len()).unwrap().to_le_bytes();
+        self.op(b'X').raw(&len).raw(s.as_bytes())
+    }
+    fn int(self, v: u8) -> Self {
+        self.op(b'K').raw(&[v])
+    }
+    fn global(self, module: &str, name: &str) -> Self {
+        self.op(b'c').raw(format!("{module}\n{name}\n").as_bytes())
+    }
+    /// `_rebuild_tensor_v2(storage(key, numel), offset, size, stride, False, OrderedDict())`.
+    fn tensor(self, key: &str, numel: u8, offset: u8, size: &[u8], stride: &[u8]) -> Self {
+        let mut p = self
+            .global("torch._utils", "_rebuild_tensor_v2")
+            .op(b'(')
+            .op(b'(')
+            .str("storage")
+            .global("torch", "FloatStorage")
+            .str(key)
+            .str("cpu")
+            .int(numel)
+            .op(b't')
+            .op(b'Q')
+            .int(offset)
+            .op(b'(');
+        for &s in size {
+            p = p.int(s);
+        }
+        p = p.op(b't').op(b'(');
+        for &s in stride {
+            p = p.int(s);
+        }
+        p.op(b't')
+            .op(0x89)
+            .global("collections", "OrderedDict")
+            .op(b')')
+            .op(b'R')
+            .op(b't')
+            .op(b'R')
+    }
+    fn stop(self) -> Vec<u8> {
+        self.op(b'.').0
+    }
+}
+
+/// `{"a": tensor [2, 3] of storage 0, "b": its transpose at offset 1}` as torch.save writes
+/// it: an OrderedDict with `_metadata` set by BUILD.
+fn state_dict() -> Pickle {
+    Pickle::new()
+        .global("collections", "OrderedDict")
+        .op(b')')
+        .op(b'R')
+        .op(b'q')
+        .raw(&[0])
+        .op(b'(')
+        .str("a")
+        .tensor("0", 7, 0, &[2, 3], &[3, 1])
+        .str("b")
+        .tensor("0", 7, 1, &[3, 2], &[1, 3])
+        .op(b'u')
+        .op(b'}')
+        .str("_metadata")
+        .op(b'}')
+        .op(b's')
+        .op(b'b')
+}
+
+fn storage(key: &str, numel: i64) -> StorageRef {
+    StorageRef {
+        kind: StorageKind::Float32,
+        key: key.into(),
+        numel,
+    }
+}
+
+#[test]
+fn reads_a_state_dict_with_views_and_metadata() {
+    let records = read_state_dict(&state_dict().stop()).unwrap();
+    assert_eq!(
+        records,
+        vec![
+            (
+                "a".to_owned(),
+                TensorRecord {
+                    storage: storage("0", 7),
+                    offset: 0,
+                    size: vec![2, 3],
+                    stride: vec![3, 1],
+                }
+            ),
+            (
+                "b".to_owned(),
+                TensorRecord {
+                    storage: storage("0", 7),
+                    offset: 1,
+                    size: vec![3, 2],
+                    stride: vec![1, 3],
+                }
+            ),
+        ]
+    );
+}
+
+#[test]
+fn every_truncation_is_an_error_not_a_panic() {
+    let full = state_dict().stop();
+    for len in 0..full.len() {
+        let err = read_state_dict(&full[..len]).unwrap_err();
+        assert!(err.offset <= len, "{len}: {err}");
+    }
+}
+
+#[test]
+fn refuses_globals_outside_a_state_dict() {
+    let pickle = Pickle::new()
+        .global("os", "system")
+        .str("echo hi")
+        .op(0x85)
+        .op(b'R')
+        .stop();
+    let err = read_state_dict(&pickle).unwrap_err();
+    assert!(err.message.contains("os.system"), "{err}");
+    assert_eq!(err.offset, 2, "the GLOBAL opcode");
+}
+
+#[test]
+fn refuses_unknown_storage_types() {
+    let pickle = Pickle::new().global("torch", "ComplexFloatStorage").stop();
+    let err = read_state_dict(&pickle).unwrap_err();
+    assert!(err.message.contains("torch.ComplexFloatStorage"), "{err}");
+}
+
+#[test]
+fn refuses_a_top_level_that_is_not_a_dict() {
+    let pickle = Pickle::new().op(b']').stop();
+    let err = read_state_dict(&pickle).unwrap_err();
+    assert!(err.message.contains("a list of 0"), "{err}");
+}
+
+#[test]
+fn refuses_a_checkpoint_that_nests_the_state_dict() {
+    let pickle = Pickle::new()
+        .op(b'}')
+        .str("state_dict")
+        .op(b'}')
+        .op(b's')
+        .stop();
+    let err = read_state_dict(&pickle).unwrap_err();
+    assert!(
+        err.message
+            .contains("\"state_dict\" is a dict of 0, not a tensor"),
+        "{err}"
+    );
+}
+
+#[test]
+fn reads_protocol_4_framing_and_short_strings() {
+    let mut pickle = vec![0x80, 4, 0x95];
+    pickle.extend_from_slice(&100u64.to_le_bytes());
+    pickle.extend_from_slice(&[b'}', 0x94, b'(']);
+    for (key, value) in [("x", 1u8), ("y", 2)] {
+        pickle.extend_from_slice(&[0x8c, 1, key.as_bytes()[0], b'K', value]);
+    }
+    pickle.extend_from_slice(b"u.");
+    let err = read_state_dict(&pickle).unwrap_err();
+    // Parsed to the end: the values are ints, which the state-dict check then refuses.
+    assert!(err.message.contains("\"x\" is the int 1"), "{err}");
+}
+
+#[test]
+fn long1_integers_are_signed_little_endian() {
+    for (bytes, expected) in [
+        (vec![], 0i64),
+        (vec![0xff], -1),
+        (vec![0x00, 0x01], 256),
+        (vec![0xff, 0x7f], 32767),
+        (vec![0x00, 0x80], -32768),
+        (vec![0, 0, 0, 0, 1], 1 << 32),
+    ] {
+        let mut pickle = vec![0x80, 2, 0x8a, u8::try_from(bytes.len()).unwrap()];
+        pickle.extend_from_slice(&bytes);
+        pickle.push(b'.');
+        let err = read_state_dict(&pickle).unwrap_err();
+        assert!(
+            err.message.contains(&format!("the int {expected},")),
+            "{bytes:?}: {err}"
+        );
+    }
+    let mut too_long = vec![0x80, 2, 0x8a, 9];
+    too_long.extend_from_slice(&[0; 9]);
+    too_long.push(b'.');
+    let err = read_state_dict(&too_long).unwrap_err();
+    assert!(err.message.contains("does not fit 64 bits"), "{err}");
+}
+
+#[test]
+fn refuses_a_second_reference_to_a_mutable_dict() {
+    let pickle = Pickle::new()
+        .op(b'}')
+        .op(b'q')
+        .raw(&[0])
+        .op(b'h')
+        .raw(&[0])
+        .stop();
+    let err = read_state_dict(&pickle).unwrap_err();
+    assert!(err.message.contains("referenced twice"), "{err}");
+}
+
+#[test]
+fn refuses_unknown_opcodes_and_protocols() {
+    let err = read_state_dict(&[0x80, 2, b'P', b'.']).unwrap_err();
+    assert!(err.message.contains("opcode 0x50"), "{err}");
+    let err = read_state_dict(&[0x80, 1, b'}', b'.']).unwrap_err();
+    assert!(err.message.contains("protocol 1"), "{err}");
+}
+
+#[test]
+fn refuses_leftovers_and_underflow() {
+    let err = read_state_dict(&Pickle::new().op(b'}').op(b'}').stop()).unwrap_err();
+    assert!(err.message.contains("left on the stack"), "{err}");
+    let err = read_state_dict(&Pickle::new().op(b'R').stop()).unwrap_err();
+    assert!(err.message.contains("underflow"), "{err}");
+    // A MARK hides what lies below it.
+    let err = read_state_dict(&Pickle::new().op(b'}').op(b'(').op(b'b').stop()).unwrap_err();
+    assert!(err.message.contains("underflow"), "{err}");
+}
+
+#[test]
+fn refuses_a_tensor_with_mismatched_size_and_stride() {
+    let pickle = Pickle::new()
+        .op(b'}')
+        .str("w")
+        .tensor("0", 6, 0, &[2, 3], &[3])
+        .op(b's')
+        .stop();
+    let err = read_state_dict(&pickle).unwrap_err();
+    assert!(err.message.contains("differ in length"), "{err}");
+}
