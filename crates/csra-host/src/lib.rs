@@ -11,8 +11,11 @@
 pub mod backbone;
 pub mod data_source;
 pub mod evaluate;
+mod font;
 pub mod head;
 pub mod model;
+pub mod overlay;
+pub mod plot;
 pub mod train;
 pub mod weights;
 
