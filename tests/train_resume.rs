@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use csra_core::{Dataset, HeadSpec};
 use csra_host::data::{Augment, Loader, LoaderConfig};
@@ -19,6 +19,10 @@ use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
 const SIZE: u32 = 96;
+
+/// libtorch's random generator is process-global and seeded per run, so runs in parallel test
+/// threads would draw each other's initial weights.
+static TORCH_RNG: Mutex<()> = Mutex::new(());
 
 fn coco_train() -> (DataSource, Dataset) {
     let root = data_dir().join("coco-mini");
@@ -107,6 +111,7 @@ fn finished(outcome: Outcome) -> Checkpoint {
 
 #[test]
 fn a_few_steps_lower_the_loss_and_write_the_records() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let job = job(dir.path(), 3, true, None);
     tch::manual_seed(0);
@@ -136,6 +141,7 @@ fn model_tensors(c: &Checkpoint) -> HashMap<String, Tensor> {
 
 #[test]
 fn an_interrupted_run_resumes_to_the_same_state() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let straight_dir = tempfile::tempdir().unwrap();
     let straight = finished(train::run(job(straight_dir.path(), 2, false, None), &AtomicBool::new(false)).unwrap());
 

@@ -1,8 +1,7 @@
 //! Running a model over a dataset and scoring it with the paper's metrics.
 
-use std::path::PathBuf;
-
 use csra_core::metrics::{self, Evaluation, MetricsError};
+use csra_core::dataset::Skipped;
 use csra_core::Sample;
 use tch::{Device, Kind, Tensor};
 
@@ -19,7 +18,7 @@ pub struct Predictions {
     /// `C`.
     pub num_classes: usize,
     /// Images that could not be decoded, with the reason.
-    pub skipped: Vec<(PathBuf, String)>,
+    pub skipped: Vec<Skipped>,
 }
 
 impl Predictions {
@@ -88,7 +87,7 @@ pub fn predict(
         logits,
         indices,
         num_classes: model.config().num_classes,
-        skipped: batches.skipped(),
+        skipped: batches.skipped().to_vec(),
     })
 }
 

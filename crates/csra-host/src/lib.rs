@@ -9,6 +9,7 @@
 //! - [`plot`], [`overlay`]: the training plot and attention heat maps.
 
 pub mod backbone;
+pub mod data;
 pub mod data_source;
 pub mod evaluate;
 mod font;

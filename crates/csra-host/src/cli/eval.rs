@@ -108,7 +108,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         head: loaded.model.config().head.clone(),
         seconds,
         images_per_second: predictions.indices.len() as f64 / seconds.max(1e-9),
-        skipped_images: predictions.skipped.iter().map(|(p, _)| p.clone()).collect(),
+        skipped_images: predictions.skipped.iter().map(|s| s.image.clone()).collect(),
         per_class: dataset
             .classes
             .names()

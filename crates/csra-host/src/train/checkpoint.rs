@@ -11,6 +11,7 @@ use tch::{Device, Tensor};
 
 use super::history::EpochRecord;
 use super::{Recipe, TrainError};
+use crate::data_source::DataSource;
 use crate::ModelConfig;
 
 /// The `format` field of every checkpoint description.
@@ -55,10 +56,10 @@ pub struct CheckpointMeta {
     pub progress: Progress,
     /// One record per finished epoch.
     pub history: Vec<EpochRecord>,
-    /// The training set, e.g. `coco coco-mini/annotations/instances_train2017.json`.
-    pub train_data: String,
+    /// The training set, so `--resume` needs no data flags.
+    pub train_data: DataSource,
     /// The validation set, when there was one.
-    pub val_data: Option<String>,
+    pub val_data: Option<DataSource>,
     /// The tool that wrote it, e.g. `csra-host 0.1.0`.
     pub created_by: String,
 }

@@ -167,9 +167,9 @@ pub enum TrainError {
     /// The model could not be built.
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
-    /// The pretrained weights do not fit.
+    /// The pretrained weights do not fit (boxed: the report lists every tensor).
     #[error(transparent)]
-    Weights(#[from] weights::WeightsError),
+    Weights(Box<weights::WeightsError>),
     /// Validation metrics could not be computed.
     #[error(transparent)]
     Metrics(#[from] csra_core::metrics::MetricsError),
@@ -179,6 +179,12 @@ pub enum TrainError {
     /// libtorch failed.
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+}
+
+impl From<weights::WeightsError> for TrainError {
+    fn from(err: weights::WeightsError) -> Self {
+        Self::Weights(Box::new(err))
+    }
 }
 
 /// Trains `job` until its last epoch or until `stop` is set; either way the state is saved.
@@ -502,7 +508,7 @@ impl<'a> Run<'a> {
 /// BCE on logits averaged over the labels the mask keeps (all of them, unless some are
 /// ignored, where it equals the official `reduction="mean"`).
 fn masked_bce(logits: &Tensor, targets: &Tensor, mask: &Tensor) -> Tensor {
-    let sum = logits.binary_cross_entropy_with_logits(targets, Some(mask), None::<Tensor>, Reduction::Sum);
+    let sum = logits.binary_cross_entropy_with_logits::<&Tensor>(targets, Some(mask), None, Reduction::Sum);
     sum / mask.sum(Kind::Float).clamp_min(1.0)
 }
 

@@ -485,7 +485,7 @@ impl<'a> Machine<'a> {
     }
 
     fn extend_dict(&mut self, items: Vec<Value>) -> Result<(), PickleError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return self.error("SETITEMS with an odd number of values");
         }
         let Some(Value::Dict(dict)) = self.stack.last_mut() else {
