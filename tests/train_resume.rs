@@ -124,7 +124,11 @@ fn a_few_steps_lower_the_loss_and_write_the_records() {
     let log = std::fs::read_to_string(out.join(train::history::LOG_FILE)).unwrap();
     let epochs: Vec<u64> = log
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(epochs, [1, 2, 3]);
     assert!(out.join(train::PLOT_FILE).is_file());
@@ -143,7 +147,13 @@ fn model_tensors(c: &Checkpoint) -> HashMap<String, Tensor> {
 fn an_interrupted_run_resumes_to_the_same_state() {
     let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let straight_dir = tempfile::tempdir().unwrap();
-    let straight = finished(train::run(job(straight_dir.path(), 2, false, None), &AtomicBool::new(false)).unwrap());
+    let straight = finished(
+        train::run(
+            job(straight_dir.path(), 2, false, None),
+            &AtomicBool::new(false),
+        )
+        .unwrap(),
+    );
 
     // Stop requested from the start: the run saves after its first step.
     let dir = tempfile::tempdir().unwrap();
@@ -153,10 +163,19 @@ fn an_interrupted_run_resumes_to_the_same_state() {
     };
     let partial = Checkpoint::read(&path).unwrap();
     assert_eq!(
-        (partial.meta.progress.epochs_done, partial.meta.progress.steps_into_epoch),
+        (
+            partial.meta.progress.epochs_done,
+            partial.meta.progress.steps_into_epoch
+        ),
         (0, 1)
     );
-    let resumed = finished(train::run(job(dir.path(), 2, false, Some(partial)), &AtomicBool::new(false)).unwrap());
+    let resumed = finished(
+        train::run(
+            job(dir.path(), 2, false, Some(partial)),
+            &AtomicBool::new(false),
+        )
+        .unwrap(),
+    );
 
     let (a, b) = (model_tensors(&straight), model_tensors(&resumed));
     assert_eq!(a.len(), b.len());

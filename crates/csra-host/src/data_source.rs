@@ -120,11 +120,9 @@ impl DataSource {
     /// [`DataSourceError`] naming the file and what is wrong.
     pub fn read(&self) -> Result<Dataset, DataSourceError> {
         let split = || {
-            self.split
-                .as_deref()
-                .ok_or(DataSourceError::MissingSplit {
-                    format: self.format,
-                })
+            self.split.as_deref().ok_or(DataSourceError::MissingSplit {
+                format: self.format,
+            })
         };
         let labels = || -> Result<LabelSet, DataSourceError> {
             let path = self
@@ -187,9 +185,14 @@ mod tests {
         std::fs::create_dir_all(voc.join("Annotations")).unwrap();
         std::fs::create_dir_all(voc.join("ImageSets/Main")).unwrap();
         let s = DataSource::detect(&voc, "test").unwrap();
-        assert_eq!((s.format, s.split.as_deref()), (DataFormat::Voc, Some("test")));
+        assert_eq!(
+            (s.format, s.split.as_deref()),
+            (DataFormat::Voc, Some("test"))
+        );
 
-        let err = DataSource::detect(dir.path(), "test").unwrap_err().to_string();
+        let err = DataSource::detect(dir.path(), "test")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--format"), "{err}");
     }
 

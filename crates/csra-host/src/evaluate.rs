@@ -1,7 +1,7 @@
 //! Running a model over a dataset and scoring it with the paper's metrics.
 
-use csra_core::metrics::{self, Evaluation, MetricsError};
 use csra_core::dataset::Skipped;
+use csra_core::metrics::{self, Evaluation, MetricsError};
 use csra_core::Sample;
 use tch::{Device, Kind, Tensor};
 
@@ -57,7 +57,10 @@ impl Predictions {
 
     fn label_rows(&self, samples: &[Sample]) -> (Vec<bool>, Vec<bool>) {
         let rows = self.indices.iter().map(|&i| &samples[i]);
-        let targets = rows.clone().flat_map(|s| s.target.iter().copied()).collect();
+        let targets = rows
+            .clone()
+            .flat_map(|s| s.target.iter().copied())
+            .collect();
         let ignore = rows.flat_map(|s| s.ignore.iter().copied()).collect();
         (targets, ignore)
     }
@@ -79,7 +82,11 @@ pub fn predict(
     for batch in batches.by_ref() {
         let images = batch_tensor(&batch.images, batch.shape)?.to_device(device);
         let out = tch::no_grad(|| model.forward_t(&images, false));
-        let out: Vec<f32> = Vec::try_from(out.to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1))?;
+        let out: Vec<f32> = Vec::try_from(
+            out.to_kind(Kind::Float)
+                .to_device(Device::Cpu)
+                .flatten(0, -1),
+        )?;
         logits.extend(out);
         indices.extend(batch.indices);
     }

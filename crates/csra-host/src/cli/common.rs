@@ -44,10 +44,16 @@ impl DeviceArgs {
         if let Device::Cuda(n) = device {
             let available = tch::Cuda::device_count();
             if i64::try_from(n).map_or(true, |n| n >= available) {
-                bail!("--device {}: this machine has {available} CUDA device(s); use --device cpu", self.device);
+                bail!(
+                    "--device {}: this machine has {available} CUDA device(s); use --device cpu",
+                    self.device
+                );
             }
         }
-        log::info!("device {device:?}, {} libtorch threads", tch::get_num_threads());
+        log::info!(
+            "device {device:?}, {} libtorch threads",
+            tch::get_num_threads()
+        );
         Ok(device)
     }
 
@@ -119,7 +125,9 @@ impl HeadArgs {
             return Ok(None);
         };
         let spec = match variant {
-            HeadVariant::Csra => HeadSpec::csra(self.heads.unwrap_or(1), self.lambda.unwrap_or(0.1))?,
+            HeadVariant::Csra => {
+                HeadSpec::csra(self.heads.unwrap_or(1), self.lambda.unwrap_or(0.1))?
+            }
             HeadVariant::Max => HeadSpec::max(self.lambda.unwrap_or(0.2))?,
             HeadVariant::Baseline => HeadSpec::baseline(),
         };
@@ -202,7 +210,10 @@ pub fn load_model(
     checkpoint.restore(&mut vs)?;
     if let Some(spec) = head {
         model = model.with_head_spec(spec).with_context(|| {
-            format!("{}: cannot evaluate with another head", checkpoint.path.display())
+            format!(
+                "{}: cannot evaluate with another head",
+                checkpoint.path.display()
+            )
         })?;
     }
     Ok(LoadedModel {
@@ -231,7 +242,9 @@ pub fn image_input(
 /// A tensor's values as a flat `f32` vector on the CPU.
 pub fn to_vec(t: &tch::Tensor) -> anyhow::Result<Vec<f32>> {
     Ok(Vec::try_from(
-        t.to_kind(tch::Kind::Float).to_device(Device::Cpu).flatten(0, -1),
+        t.to_kind(tch::Kind::Float)
+            .to_device(Device::Cpu)
+            .flatten(0, -1),
     )?)
 }
 
@@ -264,7 +277,10 @@ pub fn collect_images(inputs: &[String]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png" | "bmp"))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        matches!(
+            e.to_ascii_lowercase().as_str(),
+            "jpg" | "jpeg" | "png" | "bmp"
+        )
+    })
 }

@@ -108,7 +108,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         head: loaded.model.config().head.clone(),
         seconds,
         images_per_second: predictions.indices.len() as f64 / seconds.max(1e-9),
-        skipped_images: predictions.skipped.iter().map(|s| s.image.clone()).collect(),
+        skipped_images: predictions
+            .skipped
+            .iter()
+            .map(|s| s.image.clone())
+            .collect(),
         per_class: dataset
             .classes
             .names()
@@ -144,7 +148,11 @@ fn print_table(r: &Report) {
         m.num_samples,
         r.images_per_second
     );
-    println!("mAP {:.2}  ({} classes with positives)", pct(m.map), m.num_map_classes);
+    println!(
+        "mAP {:.2}  ({} classes with positives)",
+        pct(m.map),
+        m.num_map_classes
+    );
     for (name, p) in [("all", &m.all), ("top-3", &m.top3)] {
         println!(
             "{name:>6}: CP {:.2}  CR {:.2}  CF1 {:.2}  OP {:.2}  OR {:.2}  OF1 {:.2}",
@@ -164,6 +172,9 @@ fn print_table(r: &Report) {
         }
     }
     if !r.skipped_images.is_empty() {
-        println!("{} images could not be decoded and were skipped", r.skipped_images.len());
+        println!(
+            "{} images could not be decoded and were skipped",
+            r.skipped_images.len()
+        );
     }
 }

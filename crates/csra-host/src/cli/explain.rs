@@ -42,7 +42,10 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|name| {
             classes.iter().position(|c| c == name).with_context(|| {
-                format!("--class {name}: the model has no such class (it knows: {})", classes.join(", "))
+                format!(
+                    "--class {name}: the model has no such class (it knows: {})",
+                    classes.join(", ")
+                )
             })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -88,11 +91,19 @@ fn explain_image(
         let map = to_vec(&attention.get(0).get(class as i64))?;
         let mut picture = overlay_attention(&image, &map, (h, w))?;
         let name = &meta.classes[class];
-        caption(&mut picture, &format!("{name} {:.2}", sigmoid(logits[class])))?;
-        let out = args.out.join(format!("{stem}_{}.png", name.replace([' ', '/'], "_")));
+        caption(
+            &mut picture,
+            &format!("{name} {:.2}", sigmoid(logits[class])),
+        )?;
+        let out = args
+            .out
+            .join(format!("{stem}_{}.png", name.replace([' ', '/'], "_")));
         let mut bytes = Vec::new();
         picture
-            .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
             .with_context(|| format!("cannot encode {}", out.display()))?;
         csra_core::fsutil::write_atomic(&out, &bytes)
             .with_context(|| format!("cannot write {}", out.display()))?;

@@ -8,7 +8,9 @@ use csra_host::evaluate::sigmoid;
 use serde::Serialize;
 use tch::Device;
 
-use super::common::{collect_images, image_input, load_model, to_vec, DeviceArgs, HeadArgs, LoadedModel};
+use super::common::{
+    collect_images, image_input, load_model, to_vec, DeviceArgs, HeadArgs, LoadedModel,
+};
 
 /// `csra-host predict` flags.
 #[derive(Debug, Args)]
@@ -70,11 +72,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Every class's probability for one image, preprocessed as in training.
-fn probabilities(
-    loaded: &LoadedModel,
-    path: &Path,
-    device: Device,
-) -> anyhow::Result<Vec<f32>> {
+fn probabilities(loaded: &LoadedModel, path: &Path, device: Device) -> anyhow::Result<Vec<f32>> {
     let (_, input) = image_input(loaded, path, device)?;
     let logits = tch::no_grad(|| loaded.model.forward_t(&input, false));
     Ok(to_vec(&logits)?.into_iter().map(sigmoid).collect())

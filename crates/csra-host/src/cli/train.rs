@@ -131,16 +131,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn fresh_job(args: &TrainArgs, device: tch::Device) -> anyhow::Result<TrainJob> {
-    let train_data = args
-        .data
-        .source("train2017")?
-        .context("name the training data: --data DIR, or --format with --annotations and --images")?;
+    let train_data = args.data.source("train2017")?.context(
+        "name the training data: --data DIR, or --format with --annotations and --images",
+    )?;
     let val_data = if args.no_val {
         None
     } else {
         val_source(args, &train_data)?
     };
-    let head = args.head.spec()?.map_or_else(|| HeadSpec::csra(1, 0.1), Ok)?;
+    let head = args
+        .head
+        .spec()?
+        .map_or_else(|| HeadSpec::csra(1, 0.1), Ok)?;
     let train_set = train_data.read()?;
     let val_set = val_data.as_ref().map(DataSource::read).transpose()?;
     let out_dir = args
@@ -190,14 +192,14 @@ fn fresh_job(args: &TrainArgs, device: tch::Device) -> anyhow::Result<TrainJob> 
     })
 }
 
-fn val_source(
-    args: &TrainArgs,
-    train: &DataSource,
-) -> anyhow::Result<Option<DataSource>> {
+fn val_source(args: &TrainArgs, train: &DataSource) -> anyhow::Result<Option<DataSource>> {
     if let Some(annotations) = &args.val_annotations {
         return Ok(Some(DataSource {
             annotations: annotations.clone(),
-            images: args.val_images.clone().unwrap_or_else(|| train.images.clone()),
+            images: args
+                .val_images
+                .clone()
+                .unwrap_or_else(|| train.images.clone()),
             split: args.val_split.clone().or_else(|| train.split.clone()),
             ..train.clone()
         }));
@@ -213,7 +215,11 @@ fn val_source(
     Ok(Some(DataSource::detect(dir, &split)?))
 }
 
-fn resumed_job(args: &TrainArgs, path: &std::path::Path, device: tch::Device) -> anyhow::Result<TrainJob> {
+fn resumed_job(
+    args: &TrainArgs,
+    path: &std::path::Path,
+    device: tch::Device,
+) -> anyhow::Result<TrainJob> {
     let checkpoint = Checkpoint::read(path)?;
     let meta = &checkpoint.meta;
     let out_dir = checkpoint

@@ -100,7 +100,10 @@ impl Checkpoint {
         let meta: CheckpointMeta = serde_json::from_str(&text)
             .map_err(|e| bad(format!("not a csra checkpoint description: {e}")))?;
         if meta.format != FORMAT {
-            return Err(bad(format!("format is `{}`, expected `{FORMAT}`", meta.format)));
+            return Err(bad(format!(
+                "format is `{}`, expected `{FORMAT}`",
+                meta.format
+            )));
         }
         if meta.version > VERSION {
             return Err(bad(format!(
@@ -110,7 +113,12 @@ impl Checkpoint {
         }
         let weights = path.with_file_name(&meta.weights);
         let tensors = Tensor::read_safetensors(&weights)
-            .map_err(|e| bad(format!("cannot read its tensors {}: {e}", weights.display())))?
+            .map_err(|e| {
+                bad(format!(
+                    "cannot read its tensors {}: {e}",
+                    weights.display()
+                ))
+            })?
             .into_iter()
             .collect();
         Ok(Self {

@@ -305,7 +305,10 @@ impl<'a> Run<'a> {
         };
         let scaler = (job.recipe.amp && job.device.is_cuda()).then(LossScaler::default);
         if job.recipe.amp && scaler.is_none() {
-            log::warn!("--amp needs a CUDA device; training in float32 on {:?}", job.device);
+            log::warn!(
+                "--amp needs a CUDA device; training in float32 on {:?}",
+                job.device
+            );
         }
         Ok(Self {
             job,
@@ -383,7 +386,12 @@ impl<'a> Run<'a> {
         stats.skipped = batches.skipped().len();
         stats.learning_rates = self
             .sgd
-            .learning_rates(self.job.recipe.schedule.factor(epoch, steps.max(1) - 1, steps))
+            .learning_rates(
+                self.job
+                    .recipe
+                    .schedule
+                    .factor(epoch, steps.max(1) - 1, steps),
+            )
             .into_iter()
             .collect();
         bar.finish_and_clear();
@@ -401,8 +409,12 @@ impl<'a> Run<'a> {
         let device = self.job.device;
         let images = batch_tensor(&batch.images, batch.shape)?.to_device(device);
         let dims = [batch.shape[0] as i64, batch.num_classes as i64];
-        let targets = Tensor::from_slice(&batch.targets).f_view(dims)?.to_device(device);
-        let mask = Tensor::from_slice(&batch.mask).f_view(dims)?.to_device(device);
+        let targets = Tensor::from_slice(&batch.targets)
+            .f_view(dims)?
+            .to_device(device);
+        let mask = Tensor::from_slice(&batch.mask)
+            .f_view(dims)?
+            .to_device(device);
         let amp = self.scaler.is_some();
         let logits = tch::autocast(amp, || self.model.forward_t(&images, true));
         let loss = masked_bce(&logits.to_kind(Kind::Float), &targets, &mask);
@@ -423,7 +435,11 @@ impl<'a> Run<'a> {
                 if scaler.unscale(&self.sgd.gradients()) {
                     self.sgd.step(factor);
                 } else {
-                    log::debug!("fp16 overflow at step {}; scale now {}", step + 1, scaler.scale());
+                    log::debug!(
+                        "fp16 overflow at step {}; scale now {}",
+                        step + 1,
+                        scaler.scale()
+                    );
                 }
             }
             None => {
@@ -508,15 +524,20 @@ impl<'a> Run<'a> {
 /// BCE on logits averaged over the labels the mask keeps (all of them, unless some are
 /// ignored, where it equals the official `reduction="mean"`).
 fn masked_bce(logits: &Tensor, targets: &Tensor, mask: &Tensor) -> Tensor {
-    let sum = logits.binary_cross_entropy_with_logits::<&Tensor>(targets, Some(mask), None, Reduction::Sum);
+    let sum = logits.binary_cross_entropy_with_logits::<&Tensor>(
+        targets,
+        Some(mask),
+        None,
+        Reduction::Sum,
+    );
     sum / mask.sum(Kind::Float).clamp_min(1.0)
 }
 
 fn progress_bar(steps: usize, epoch: usize, epochs: usize, done: usize) -> ProgressBar {
     let bar = ProgressBar::new(steps as u64);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
-    ) {
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_prefix(format!("epoch {}/{epochs}", epoch + 1));

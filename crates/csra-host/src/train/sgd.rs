@@ -148,7 +148,12 @@ impl Sgd {
         self.groups
             .iter()
             .flat_map(|g| g.params.iter())
-            .map(|p| (format!("{MOMENTUM_PREFIX}{}", p.name), p.momentum.shallow_clone()))
+            .map(|p| {
+                (
+                    format!("{MOMENTUM_PREFIX}{}", p.name),
+                    p.momentum.shallow_clone(),
+                )
+            })
             .collect()
     }
 
@@ -253,7 +258,10 @@ mod tests {
         assert_eq!(restored.double_value(&[0]), 5.0);
 
         let mut wrong = saved;
-        wrong.insert(format!("{MOMENTUM_PREFIX}backbone.w"), Tensor::zeros([2], (Kind::Float, Device::Cpu)));
+        wrong.insert(
+            format!("{MOMENTUM_PREFIX}backbone.w"),
+            Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+        );
         let err = fresh.load_state(&wrong).unwrap_err().to_string();
         assert!(err.contains("backbone.w") && err.contains("shape"), "{err}");
     }

@@ -261,12 +261,7 @@ fn emit_softmax_heads(
             builder,
             "head.softmax_weighted_by_head",
             &weighted,
-            &[
-                0,
-                i64_from(heads),
-                i64_from(c),
-                i64_from(shape.locations()),
-            ],
+            &[0, i64_from(heads), i64_from(c), i64_from(shape.locations())],
         );
         reduce_sum(builder, "head.softmax_logits", &by_head, &[1, 3])
     };
