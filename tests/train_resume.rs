@@ -66,6 +66,7 @@ fn job(out: &Path, epochs: usize, pretrained: bool, resume: Option<Checkpoint>) 
         out_dir: out.to_path_buf(),
         device: Device::Cpu,
         workers: 2,
+        channels_last: true,
         max_steps_per_epoch: None,
         resume,
     }

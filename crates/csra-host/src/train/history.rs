@@ -25,6 +25,9 @@ pub struct EpochRecord {
     pub images_per_second: f64,
     /// Wall time of the epoch in seconds, evaluation included.
     pub seconds: f64,
+    /// Seconds the training steps waited for the data loader: above zero, decoding is the
+    /// bottleneck (raise `--workers`).
+    pub data_wait_seconds: f64,
     /// Images skipped because they could not be decoded.
     pub skipped_images: usize,
     /// Validation metrics (fractions in [0, 1]), when there is a validation set.
@@ -94,6 +97,7 @@ mod tests {
                 learning_rates: BTreeMap::from([("head".to_string(), 0.1)]),
                 images_per_second: 20.0,
                 seconds: 10.0,
+                data_wait_seconds: 0.5,
                 skipped_images: 0,
                 val: None,
             };

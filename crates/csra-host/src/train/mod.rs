@@ -102,6 +102,9 @@ pub struct TrainJob {
     pub device: Device,
     /// Image-decoding threads.
     pub workers: usize,
+    /// Convolve in channels-last (NHWC) layout, which oneDNN runs faster on CPU; results are
+    /// the same up to rounding.
+    pub channels_last: bool,
     /// Stop each epoch after this many steps (quick checks; `None` trains on everything).
     pub max_steps_per_epoch: Option<usize>,
     /// A checkpoint to continue from instead of starting fresh.
@@ -246,6 +249,7 @@ struct EpochStats {
     steps: usize,
     images: usize,
     train_seconds: f64,
+    data_wait_seconds: f64,
     skipped: usize,
     learning_rates: BTreeMap<String, f64>,
 }
@@ -266,22 +270,10 @@ impl<'a> Run<'a> {
     fn start(job: &'a TrainJob) -> Result<Self, TrainError> {
         tch::manual_seed(job.recipe.seed as i64);
         let mut vs = VarStore::new(job.device);
-        let model = CsraModel::new(&vs.root(), &job.model)?;
-        let groups = [
-            GroupSpec {
-                prefix: BACKBONE_PREFIX.into(),
-                base_lr: job.recipe.lr_backbone,
-            },
-            GroupSpec {
-                prefix: HEAD_PREFIX.into(),
-                base_lr: job.recipe.lr_head,
-            },
-        ];
-        let mut sgd = Sgd::new(&vs, &groups, job.recipe.momentum, job.recipe.weight_decay)?;
+        let mut model = CsraModel::new(&vs.root(), &job.model)?;
         let (progress, history) = match (&job.resume, &job.pretrained) {
             (Some(ckpt), _) => {
                 ckpt.restore(&mut vs)?;
-                sgd.load_state(&ckpt.tensors)?;
                 log::info!(
                     "resuming {} after epoch {} step {}",
                     ckpt.path.display(),
@@ -303,6 +295,24 @@ impl<'a> Run<'a> {
             }
             (None, None) => (Progress::default(), Vec::new()),
         };
+        if job.channels_last {
+            model.to_channels_last(&vs)?;
+        }
+        // The optimiser holds the variables as they are now, so it comes after the layout change.
+        let groups = [
+            GroupSpec {
+                prefix: BACKBONE_PREFIX.into(),
+                base_lr: job.recipe.lr_backbone,
+            },
+            GroupSpec {
+                prefix: HEAD_PREFIX.into(),
+                base_lr: job.recipe.lr_head,
+            },
+        ];
+        let mut sgd = Sgd::new(&vs, &groups, job.recipe.momentum, job.recipe.weight_decay)?;
+        if let Some(ckpt) = &job.resume {
+            sgd.load_state(&ckpt.tensors)?;
+        }
         let scaler = (job.recipe.amp && job.device.is_cuda()).then(LossScaler::default);
         if job.recipe.amp && scaler.is_none() {
             log::warn!(
@@ -362,12 +372,19 @@ impl<'a> Run<'a> {
             steps: 0,
             images: 0,
             train_seconds: 0.0,
+            data_wait_seconds: 0.0,
             skipped: 0,
             learning_rates: BTreeMap::new(),
         };
         let started = Instant::now();
         let mut batches = loader.epoch(epoch as u64);
-        for (step, batch) in batches.by_ref().enumerate().take(steps).skip(first) {
+        let mut steps_left = batches.by_ref().enumerate().take(steps).skip(first);
+        loop {
+            let waiting = Instant::now();
+            let Some((step, batch)) = steps_left.next() else {
+                break;
+            };
+            stats.data_wait_seconds += waiting.elapsed().as_secs_f64();
             let factor = self.job.recipe.schedule.factor(epoch, step, steps);
             let loss = self.step(&batch, factor, epoch, step)?;
             stats.loss_sum += loss;
@@ -463,6 +480,7 @@ impl<'a> Run<'a> {
             learning_rates: stats.learning_rates,
             images_per_second: stats.images as f64 / stats.train_seconds.max(1e-9),
             seconds: started.elapsed().as_secs_f64(),
+            data_wait_seconds: stats.data_wait_seconds,
             skipped_images: stats.skipped,
             val,
         };
