@@ -140,7 +140,8 @@ impl CsraModel {
     /// Stores every 4-D parameter of `vs` (the convolution weights) in channels-last (NHWC)
     /// layout and feeds images that way, which oneDNN convolves faster on CPU. Values, names
     /// and shapes stay the same; call it after loading weights and before building the
-    /// optimizer.
+    /// optimizer. tch's safetensors writer refuses such non-contiguous tensors, so save the
+    /// `VarStore` in libtorch's format (any other extension) or from contiguous copies.
     pub fn to_channels_last(&mut self, vs: &VarStore) -> Result<(), TchError> {
         for (_, mut var) in vs.variables() {
             if var.dim() == 4 {

@@ -189,6 +189,16 @@ fn channels_last_gives_the_same_results_and_trains() {
     assert!(common::relative_error(&after, &before) < 1e-5);
     after.sum(Kind::Float).backward();
     assert!(weight.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0);
+
+    // A checkpoint in libtorch's format restores the values into a plain model.
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("model.ot");
+    vs.save(&checkpoint).unwrap();
+    let mut restored_vs = VarStore::new(Device::Cpu);
+    let restored = CsraModel::new(&restored_vs.root(), model.config()).unwrap();
+    restored_vs.load(&checkpoint).unwrap();
+    let again = tch::no_grad(|| restored.forward_t(&images, false));
+    assert!(common::relative_error(&again, &before) < 1e-5);
 }
 
 #[test]

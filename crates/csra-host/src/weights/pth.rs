@@ -1,6 +1,7 @@
 //! `torch.save` files: a zip archive with `<prefix>/data.pkl` (the pickled state dict) and one
 //! record `<prefix>/data/<key>` of raw little-endian bytes per storage.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -129,33 +130,35 @@ impl<R: Read + std::io::Seek> Archive<'_, R> {
         storage: &StorageRef,
         cache: &'s mut HashMap<String, Tensor>,
     ) -> Result<&'s Tensor, WeightsError> {
-        if !cache.contains_key(&storage.key) {
-            let bytes = self.record(&format!("data/{}", storage.key))?;
-            let element = storage.kind.kind().elt_size_in_bytes();
-            let expected = usize::try_from(storage.numel)
-                .ok()
-                .and_then(|n| n.checked_mul(element));
-            if expected != Some(bytes.len()) {
-                return Err(self.invalid(format!(
-                    "storage {} should hold {} elements of {} bytes but has {} bytes (truncated \
-                     or corrupt file?)",
-                    storage.key,
-                    storage.numel,
-                    element,
-                    bytes.len()
-                )));
-            }
-            let tensor = Tensor::f_from_data_size(&bytes, &[storage.numel], storage.kind.kind())
-                .map_err(|source| WeightsError::Tch {
-                    path: self.path.to_owned(),
-                    name: format!("storage {}", storage.key),
-                    source,
-                })?;
-            cache.insert(storage.key.clone(), tensor);
+        match cache.entry(storage.key.clone()) {
+            Entry::Occupied(entry) => Ok(entry.into_mut()),
+            Entry::Vacant(entry) => Ok(entry.insert(self.read_storage(storage)?)),
         }
-        cache
-            .get(&storage.key)
-            .ok_or_else(|| self.invalid(format!("storage {} vanished", storage.key)))
+    }
+
+    fn read_storage(&mut self, storage: &StorageRef) -> Result<Tensor, WeightsError> {
+        let bytes = self.record(&format!("data/{}", storage.key))?;
+        let element = storage.kind.kind().elt_size_in_bytes();
+        let expected = usize::try_from(storage.numel)
+            .ok()
+            .and_then(|n| n.checked_mul(element));
+        if expected != Some(bytes.len()) {
+            return Err(self.invalid(format!(
+                "storage {} should hold {} elements of {} bytes but has {} bytes (truncated or \
+                 corrupt file?)",
+                storage.key,
+                storage.numel,
+                element,
+                bytes.len()
+            )));
+        }
+        Tensor::f_from_data_size(&bytes, &[storage.numel], storage.kind.kind()).map_err(|source| {
+            WeightsError::Tch {
+                path: self.path.to_owned(),
+                name: format!("storage {}", storage.key),
+                source,
+            }
+        })
     }
 
     /// The tensor `record` describes, copied out of its storage into its own contiguous memory.
