@@ -131,30 +131,30 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write the report {}", path.display()))?;
     }
     if args.json {
-        println!("{json}");
+        outln!("{json}")?;
     } else {
-        print_table(&report);
+        print_table(&report)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_table(r: &Report) {
+fn print_table(r: &Report) -> std::io::Result<()> {
     let m = &r.metrics;
     let pct = |x: f64| 100.0 * x;
-    println!(
+    outln!(
         "{} on {} ({} images, {:.1} img/s)",
         r.checkpoint.display(),
         r.data,
         m.num_samples,
         r.images_per_second
-    );
-    println!(
+    )?;
+    outln!(
         "mAP {:.2}  ({} classes with positives)",
         pct(m.map),
         m.num_map_classes
-    );
+    )?;
     for (name, p) in [("all", &m.all), ("top-3", &m.top3)] {
-        println!(
+        outln!(
             "{name:>6}: CP {:.2}  CR {:.2}  CF1 {:.2}  OP {:.2}  OR {:.2}  OF1 {:.2}",
             pct(p.cp),
             pct(p.cr),
@@ -162,19 +162,20 @@ fn print_table(r: &Report) {
             pct(p.op),
             pct(p.or),
             pct(p.of1)
-        );
+        )?;
     }
-    println!("per-class AP:");
+    outln!("per-class AP:")?;
     for c in &r.per_class {
         match c.ap {
-            Some(ap) => println!("  {:>20} {:6.2}", c.class, pct(ap)),
-            None => println!("  {:>20}      - (no positives)", c.class),
+            Some(ap) => outln!("  {:>20} {:6.2}", c.class, pct(ap))?,
+            None => outln!("  {:>20}      - (no positives)", c.class)?,
         }
     }
     if !r.skipped_images.is_empty() {
-        println!(
+        outln!(
             "{} images could not be decoded and were skipped",
             r.skipped_images.len()
-        );
+        )?;
     }
+    Ok(())
 }

@@ -107,7 +107,7 @@ fn explain_image(
             .with_context(|| format!("cannot encode {}", out.display()))?;
         csra_core::fsutil::write_atomic(&out, &bytes)
             .with_context(|| format!("cannot write {}", out.display()))?;
-        println!("{}", out.display());
+        outln!("{}", out.display())?;
     }
     Ok(())
 }

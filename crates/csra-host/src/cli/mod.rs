@@ -1,5 +1,14 @@
 //! Argument parsing and the subcommands.
 
+/// `println!` that returns the write error instead of panicking, so output piped into `head`
+/// ends quietly (see `main`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod common;
 mod eval;
 mod explain;

@@ -57,7 +57,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<ExitCode> {
     let mut failed = 0usize;
     for path in collect_images(&args.inputs)? {
         match probabilities(&loaded, &path, device) {
-            Ok(probs) => print(&args, &loaded, path, &probs),
+            Ok(probs) => print(&args, &loaded, path, &probs)?,
             Err(err) => {
                 failed += 1;
                 log::error!("{err:#}");
@@ -78,7 +78,12 @@ fn probabilities(loaded: &LoadedModel, path: &Path, device: Device) -> anyhow::R
     Ok(to_vec(&logits)?.into_iter().map(sigmoid).collect())
 }
 
-fn print(args: &PredictArgs, loaded: &LoadedModel, image: PathBuf, probs: &[f32]) {
+fn print(
+    args: &PredictArgs,
+    loaded: &LoadedModel,
+    image: PathBuf,
+    probs: &[f32],
+) -> std::io::Result<()> {
     let classes = &loaded.checkpoint.meta.classes;
     let mut labels: Vec<Label> = probs
         .iter()
@@ -95,16 +100,13 @@ fn print(args: &PredictArgs, loaded: &LoadedModel, image: PathBuf, probs: &[f32]
     }
     let result = ImageLabels { image, labels };
     if args.json {
-        match serde_json::to_string(&result) {
-            Ok(line) => println!("{line}"),
-            Err(err) => log::error!("{}: {err}", result.image.display()),
-        }
-        return;
+        let line = serde_json::to_string(&result).map_err(std::io::Error::other)?;
+        return outln!("{line}");
     }
     let text: Vec<String> = result
         .labels
         .iter()
         .map(|l| format!("{} {:.2}", l.label, l.probability))
         .collect();
-    println!("{}: {}", result.image.display(), text.join(", "));
+    outln!("{}: {}", result.image.display(), text.join(", "))
 }

@@ -123,18 +123,28 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let stop = interrupt_flag()?;
     match train::run(job, &stop)? {
         Outcome::Finished(path) => {
-            println!("{}", path.display());
+            outln!("{}", path.display())?;
             Ok(ExitCode::SUCCESS)
         }
         Outcome::Interrupted(path) => {
             log::warn!("interrupted; resume with --resume {}", path.display());
-            println!("{}", path.display());
+            outln!("{}", path.display())?;
             Ok(ExitCode::from(130))
         }
     }
 }
 
 fn fresh_job(args: &TrainArgs, device: tch::Device) -> anyhow::Result<TrainJob> {
+    let out_dir = args
+        .out
+        .clone()
+        .context("name the run directory with --out DIR")?;
+    if out_dir.join(train::checkpoint::LATEST).exists() {
+        bail!(
+            "{} already holds a run; continue it with --resume {0} or choose another --out",
+            out_dir.display()
+        );
+    }
     let train_data = args.data.source("train2017")?.context(
         "name the training data: --data DIR, or --format with --annotations and --images",
     )?;
@@ -149,16 +159,6 @@ fn fresh_job(args: &TrainArgs, device: tch::Device) -> anyhow::Result<TrainJob> 
         .map_or_else(|| HeadSpec::csra(1, 0.1), Ok)?;
     let train_set = train_data.read()?;
     let val_set = val_data.as_ref().map(DataSource::read).transpose()?;
-    let out_dir = args
-        .out
-        .clone()
-        .context("name the run directory with --out DIR")?;
-    if out_dir.join(train::checkpoint::LATEST).exists() {
-        bail!(
-            "{} already holds a run; continue it with --resume {0} or choose another --out",
-            out_dir.display()
-        );
-    }
     Ok(TrainJob {
         model: ModelConfig {
             arch: args.arch,

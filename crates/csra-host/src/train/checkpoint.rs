@@ -97,20 +97,25 @@ impl Checkpoint {
                 "cannot read it ({e}); pass a checkpoint .json or the run directory of `csra-host train`"
             ))
         })?;
-        let meta: CheckpointMeta = serde_json::from_str(&text)
-            .map_err(|e| bad(format!("not a csra checkpoint description: {e}")))?;
-        if meta.format != FORMAT {
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| bad(format!("not a checkpoint description (invalid JSON: {e})")))?;
+        let format = value.get("format").and_then(serde_json::Value::as_str);
+        if format != Some(FORMAT) {
             return Err(bad(format!(
-                "format is `{}`, expected `{FORMAT}`",
-                meta.format
+                "not a csra checkpoint (format {}, expected `{FORMAT}`); pass the .json that \
+                 `csra-host train` wrote, or its run directory",
+                format.map_or_else(|| "missing".to_string(), |f| format!("`{f}`"))
             )));
         }
-        if meta.version > VERSION {
+        let version = value.get("version").and_then(serde_json::Value::as_u64);
+        if version.is_some_and(|v| v > u64::from(VERSION)) {
             return Err(bad(format!(
                 "version {} is newer than this build reads ({VERSION}); update csra-host",
-                meta.version
+                version.unwrap_or_default()
             )));
         }
+        let meta: CheckpointMeta = serde_json::from_value(value)
+            .map_err(|e| bad(format!("damaged checkpoint description: {e}")))?;
         let weights = path.with_file_name(&meta.weights);
         let tensors = Tensor::read_safetensors(&weights)
             .map_err(|e| {

@@ -26,7 +26,8 @@ pub struct EpochRecord {
     /// Wall time of the epoch in seconds, evaluation included.
     pub seconds: f64,
     /// Seconds the training steps waited for the data loader: above zero, decoding is the
-    /// bottleneck (raise `--workers`).
+    /// bottleneck (raise `--workers`). Absent (0) in logs of early runs.
+    #[serde(default)]
     pub data_wait_seconds: f64,
     /// Images skipped because they could not be decoded.
     pub skipped_images: usize,

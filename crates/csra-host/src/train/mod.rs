@@ -24,7 +24,7 @@ pub use amp::LossScaler;
 pub use checkpoint::{Checkpoint, CheckpointMeta, Progress};
 pub use history::{EpochRecord, ValMetrics};
 pub use schedule::LrSchedule;
-pub use sgd::{GroupSpec, Sgd};
+pub use sgd::{GroupSpec, Sgd, MOMENTUM_PREFIX};
 
 use crate::data::{Augment, Loader, LoaderConfig};
 use crate::data_source::DataSource;
@@ -510,7 +510,19 @@ impl<'a> Run<'a> {
                 val_map: r.val.as_ref().map(|v| v.map),
             })
             .collect();
-        let title = format!("{} {}", self.job.model.arch, self.job.train_data);
+        let data = &self.job.train_data.annotations;
+        let data = data.file_name().map_or_else(
+            || data.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let head = &self.job.model.head;
+        let title = format!(
+            "{} · {:?} head (H={}, λ={}) · {data}",
+            self.job.model.arch,
+            head.variant(),
+            head.num_heads(),
+            head.lambda()
+        );
         write_training_plot(&self.job.out_dir.join(PLOT_FILE), &points, &title)?;
         Ok(path)
     }
