@@ -155,9 +155,11 @@ impl DataSource {
 
 impl fmt::Display for DataSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let format = serde_json::to_value(self.format)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
+        use clap::ValueEnum;
+        let format = self
+            .format
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
             .unwrap_or_default();
         write!(f, "{format} {}", self.annotations.display())?;
         if let Some(split) = &self.split {

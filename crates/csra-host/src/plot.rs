@@ -1,6 +1,5 @@
 //! The training-progress plot: train loss and val mAP per epoch, as a PNG.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use image::ImageEncoder;
@@ -119,7 +118,7 @@ pub fn write_training_plot(
             path: path.into(),
             source,
         })?;
-    write_atomic(path, &png).map_err(|source| PlotError::Io {
+    csra_core::fsutil::write_atomic(path, &png).map_err(|source| PlotError::Io {
         path: path.into(),
         source,
     })
@@ -337,23 +336,6 @@ fn draw_map(
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
-}
-
-/// Writes `bytes` to a temporary file beside `path`, syncs it, then renames it over `path`, so a
-/// crash leaves the old plot or the new one, never a truncated PNG.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".csra-plot-")
-        .suffix(".png.tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -263,7 +263,6 @@ struct Run<'a> {
     scaler: Option<LossScaler>,
     progress: Progress,
     history: Vec<EpochRecord>,
-    classes: Vec<String>,
 }
 
 impl<'a> Run<'a> {
@@ -328,7 +327,6 @@ impl<'a> Run<'a> {
             scaler,
             progress,
             history,
-            classes: job.train_set.classes.names().to_vec(),
         })
     }
 
@@ -533,7 +531,7 @@ impl<'a> Run<'a> {
             version: checkpoint::VERSION,
             weights: String::new(),
             model: self.job.model.clone(),
-            classes: self.classes.clone(),
+            classes: self.job.train_set.classes.names().to_vec(),
             image_size: self.job.image_size,
             preprocess: self.job.preprocess.clone(),
             recipe: self.job.recipe.clone(),
