@@ -188,3 +188,22 @@ fn an_interrupted_run_resumes_to_the_same_state() {
     }
     assert_eq!(straight.meta.progress, resumed.meta.progress);
 }
+
+#[test]
+fn a_diverging_loss_stops_with_the_step_and_keeps_the_last_checkpoint() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = job(dir.path(), 3, false, None);
+    // Learning rates this large overflow the weights within the first epoch.
+    job.recipe.lr_head = 1e38;
+    job.recipe.lr_backbone = 1e38;
+    job.recipe.schedule.warmup_epochs = 0;
+    let err = train::run(job, &AtomicBool::new(false)).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, train::TrainError::Diverged { epoch: 1, .. }),
+        "{message}"
+    );
+    assert!(message.contains("epoch 1, step"), "{message}");
+    assert!(!dir.path().join(train::checkpoint::LATEST).exists());
+}
