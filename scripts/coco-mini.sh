@@ -3,7 +3,7 @@
 # coco-mini train2017 split and scores it on val2017, as the README's results table reports.
 #
 #   ./scripts/coco-mini.sh            # CSRA H=1 λ=0.1, then the GAP baseline, then the baseline
-#                                     # with the training-free Max head (λ=0.2): ~20 min on 2 cores
+#                                     # with the training-free Max head (λ=0.2): ~9 min on 2 cores
 #   ./scripts/coco-mini.sh csra       # only the CSRA model
 #
 # Runs go to runs/coco-mini-<variant>/ (RUNS=DIR to change). A run that already has a
