@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use image::ImageEncoder;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -251,25 +252,13 @@ fn draw_loss(
         .axis_desc_style((FAMILY, 16))
         .draw()?;
     let last = points.last().map_or(0.0, |p| p.train_loss);
-    chart
-        .draw_series(LineSeries::new(
-            series.iter().copied(),
-            LOSS_COLOUR.stroke_width(2),
-        ))?
-        .label(format!("train loss (last {last:.4})"))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], LOSS_COLOUR.stroke_width(2)));
-    chart.draw_series(
-        series
-            .iter()
-            .map(|&p| Circle::new(p, 4, LOSS_COLOUR.filled())),
-    )?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FAMILY, 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
+    draw_curve(
+        &mut chart,
+        &series,
+        LOSS_COLOUR,
+        format!("train loss (last {last:.4})"),
+        SeriesLabelPosition::UpperRight,
+    )
 }
 
 /// The bottom panel: val mAP in % for the epochs that were evaluated, with the best in the legend.
@@ -315,23 +304,34 @@ fn draw_map(
             style,
         ));
     };
+    draw_curve(
+        &mut chart,
+        &series,
+        MAP_COLOUR,
+        format!("val mAP (best {best_map:.1} % at epoch {best_epoch:.0})"),
+        SeriesLabelPosition::LowerRight,
+    )
+}
+
+/// One line with a marker per epoch, and its legend box at `legend`.
+fn draw_curve<'a>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    series: &[(f64, f64)],
+    colour: RGBColor,
+    label: String,
+    legend: SeriesLabelPosition,
+) -> DrawResult {
     chart
         .draw_series(LineSeries::new(
             series.iter().copied(),
-            MAP_COLOUR.stroke_width(2),
+            colour.stroke_width(2),
         ))?
-        .label(format!(
-            "val mAP (best {best_map:.1} % at epoch {best_epoch:.0})"
-        ))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], MAP_COLOUR.stroke_width(2)));
-    chart.draw_series(
-        series
-            .iter()
-            .map(|&p| Circle::new(p, 4, MAP_COLOUR.filled())),
-    )?;
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2)));
+    chart.draw_series(series.iter().map(|&p| Circle::new(p, 4, colour.filled())))?;
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(legend)
         .label_font((FAMILY, 15))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
