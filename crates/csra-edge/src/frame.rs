@@ -1,0 +1,125 @@
+//! Frames as a source delivers them, before any decoding, and the two traits that move them:
+//! [`FrameSource`] (one device or file set, opened and read) and [`FrameStream`] (what the
+//! pipeline pulls the next frame to process from).
+
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+/// The pixel encoding of a frame's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PixelFormat {
+    /// One JPEG image per frame (V4L2 `MJPG`).
+    Mjpeg,
+    /// Packed 4:2:2 `Y0 U Y1 V`, two bytes per pixel (V4L2 `YUYV`).
+    Yuyv,
+    /// Packed 8-bit `R G B`, three bytes per pixel.
+    Rgb24,
+    /// A whole image file (JPEG, PNG, BMP) as read from disk; the decoder detects its type.
+    Encoded,
+}
+
+/// One frame: the bytes exactly as the source filled them (a V4L2 buffer sliced to
+/// `bytesused`, or a file's contents).
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// How `data` is encoded.
+    pub format: PixelFormat,
+    /// Width in pixels (0 for [`PixelFormat::Encoded`], whose size is in the file).
+    pub width: u32,
+    /// Height in pixels (0 for [`PixelFormat::Encoded`]).
+    pub height: u32,
+    /// Bytes per row for the packed formats (V4L2 `bytesperline`), which may exceed
+    /// `width × bytes per pixel`; 0 for the compressed ones.
+    pub stride: u32,
+    /// The frame's bytes.
+    pub data: Vec<u8>,
+    /// Counts up by one per frame the source delivered, dropped ones included.
+    pub sequence: u64,
+    /// When the source handed the frame over; a frame's age is measured from here.
+    pub captured: Instant,
+    /// Where the frame came from: the file path, or the device and its sequence number.
+    pub origin: String,
+}
+
+/// An error of a frame source or stream.
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// The device or file cannot be opened (missing, busy, no permission).
+    #[error("cannot open {what}: {reason}")]
+    Open {
+        /// The device or path.
+        what: String,
+        /// What went wrong and what to do.
+        reason: String,
+    },
+    /// The device offers none of the formats asked for.
+    #[error("{device} does not support {asked}; it offers {offered}")]
+    UnsupportedFormat {
+        /// The device.
+        device: String,
+        /// The format asked for.
+        asked: String,
+        /// The formats the device offers.
+        offered: String,
+    },
+    /// No frame arrived in time.
+    #[error("{what}: no frame within {timeout:?}")]
+    Timeout {
+        /// The device.
+        what: String,
+        /// How long the wait was.
+        timeout: Duration,
+    },
+    /// The device went away or the stream broke; reopening may help.
+    #[error("{what}: stream lost: {reason}")]
+    Lost {
+        /// The device.
+        what: String,
+        /// What the driver said.
+        reason: String,
+    },
+    /// An I/O error reading a file or device.
+    #[error("{what}: {source}")]
+    Io {
+        /// The device or path.
+        what: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// A device or file set that delivers frames: opened, read frame by frame, closed. Camera
+/// capture drives one from its own thread and reopens it after errors.
+pub trait FrameSource: Send {
+    /// A short name for logs and errors, e.g. `/dev/video0`.
+    fn name(&self) -> &str;
+    /// Opens (or reopens) the device and starts streaming.
+    fn open(&mut self) -> Result<(), SourceError>;
+    /// Blocks for the next frame, at most `timeout`.
+    fn next_frame(&mut self, timeout: Duration) -> Result<Frame, SourceError>;
+    /// Stops streaming and releases the device; reading again needs [`FrameSource::open`].
+    fn close(&mut self);
+}
+
+/// Counters a stream keeps about frames that never reached the pipeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Frames the source delivered that were replaced by a newer one before the pipeline
+    /// took them.
+    pub dropped: u64,
+    /// Successful reopens after the source was lost.
+    pub reconnects: u64,
+    /// Errors the source reported (timeouts, lost streams, failed reopens).
+    pub source_errors: u64,
+}
+
+/// What the pipeline pulls the next frame to process from: image files in order, or a camera
+/// through its newest-frame capture thread.
+pub trait FrameStream {
+    /// The next frame to process; `Ok(None)` when the stream has ended (files done, or stop
+    /// requested).
+    fn next(&mut self) -> Result<Option<Frame>, SourceError>;
+    /// The counters so far.
+    fn stats(&self) -> StreamStats;
+}

@@ -1,0 +1,41 @@
+//! Where result lines go. Every record the pipeline emits is one JSON object on one line;
+//! a sink delivers such lines to stdout, a file or an MQTT broker.
+
+use thiserror::Error;
+
+/// An error delivering result lines.
+#[derive(Debug, Error)]
+pub enum SinkError {
+    /// Writing to a local stream or file failed.
+    #[error("writing results to {target}: {source}")]
+    Io {
+        /// The stream or file.
+        target: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The broker cannot be reached or refused the message.
+    #[error("MQTT {url}: {reason}")]
+    Broker {
+        /// The broker URL as given.
+        url: String,
+        /// What went wrong and what to do.
+        reason: String,
+    },
+    /// The sink's address cannot be parsed.
+    #[error("invalid sink address {address:?}: {reason}")]
+    Address {
+        /// The address as given.
+        address: String,
+        /// What is wrong and the expected form.
+        reason: String,
+    },
+}
+
+/// A destination for result lines.
+pub trait Sink: Send {
+    /// Delivers one JSON line (without the trailing newline).
+    fn send(&mut self, line: &str) -> Result<(), SinkError>;
+    /// Delivers everything buffered; called before exit so no finished result is lost.
+    fn flush(&mut self) -> Result<(), SinkError>;
+}
