@@ -25,18 +25,29 @@ use crate::frame::{Frame, FrameSource, PixelFormat, SourceError};
 const JPEG_QUALITY: u8 = 85;
 
 /// Injected failures, by frame number (the frame clock's tick, counting from 0 across reopens).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Faults {
     /// Frames delivered cut short, to [`Faults::truncate_to`] of their bytes: for MJPEG a JPEG
     /// that ends in the middle of its entropy-coded data, with no end-of-image marker.
     pub truncate: BTreeSet<u64>,
-    /// The fraction of a truncated frame's bytes kept (0.5 when left at 0).
+    /// The fraction of a truncated frame's bytes kept (0.5 by default).
     pub truncate_to: f64,
     /// An unplug at a frame, lasting a while: that read fails as lost, and every reopen before
     /// the duration has passed fails as a missing device.
     pub unplug: Option<Unplug>,
     /// Frames that never arrive: the read waits for the whole time-out and fails with it.
     pub timeouts: BTreeSet<u64>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            truncate: BTreeSet::new(),
+            truncate_to: 0.5,
+            unplug: None,
+            timeouts: BTreeSet::new(),
+        }
+    }
 }
 
 /// A simulated unplug.
@@ -240,12 +251,8 @@ impl FrameSource for FakeCamera {
         }
         let original = self.original_frame(tick);
         let data = if self.faults.truncate.contains(&tick) {
-            let keep = if self.faults.truncate_to > 0.0 {
-                self.faults.truncate_to.min(1.0)
-            } else {
-                0.5
-            };
-            // Rounding to whole bytes; the cast cannot exceed the frame length.
+            let keep = self.faults.truncate_to.clamp(0.0, 1.0);
+            // Rounding down to whole bytes; the cast cannot exceed the frame length.
             let len = ((original.len() as f64) * keep) as usize;
             original[..len].to_vec()
         } else {

@@ -36,6 +36,7 @@ fn vivid_camera_captures_probes_and_reconnects_after_an_unplug() {
             "--height",
             "240",
         ])
+        .args(["--rate", "30", "--expect-unsupported", "mjpeg"])
         .args(["--frames", "8", "--unplug-vivid", "/mods"])
         .output()
         .unwrap_or_else(|e| panic!("running {}: {e}", tool.display()));
@@ -69,17 +70,35 @@ fn vivid_camera_captures_probes_and_reconnects_after_an_unplug() {
         "{video0}"
     );
 
-    // Negotiation fell back to YUYV at the offered size nearest 320x240.
+    // Asking for MJPEG is refused with what the device offers.
+    let refused = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("UNSUPPORTED "))
+        .expect("no UNSUPPORTED line");
+    assert!(
+        refused.starts_with("/dev/video0 does not support MJPEG; it offers YUYV (YUYV 4:2:2), "),
+        "{refused}"
+    );
+    // Negotiation fell back to YUYV at the offered size nearest 320x240 (vivid: 320x180), read
+    // back from the driver with its stride, at the requested 30 fps.
     let negotiated = stdout
         .lines()
         .find(|l| l.starts_with("NEGOTIATED "))
         .expect("no NEGOTIATED line");
-    assert!(
-        negotiated.starts_with("NEGOTIATED yuyv 320x"),
-        "{negotiated}"
+    assert_eq!(
+        negotiated,
+        "NEGOTIATED yuyv 320x180 stride 640 fps Some(30.0)"
     );
-    let frames = stdout.lines().filter(|l| l.starts_with("FRAME ")).count();
-    assert_eq!(frames, 16, "8 frames before and 8 after the unplug");
+    // Every frame is the buffer sliced to bytesused: stride × height for YUYV.
+    let sizes: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("FRAME "))
+        .filter_map(|l| l.split(" age ").next())
+        .collect();
+    for line in &sizes {
+        assert!(line.ends_with("bytes 115200 320x180 stride 640"), "{line}");
+    }
+    assert_eq!(sizes.len(), 16, "8 frames before and 8 after the unplug");
     assert!(stdout.contains("UNPLUGGED /dev/video0"));
     assert!(stdout.contains("RELOADED /mods/vivid.ko"));
     assert!(stdout.contains("RECONNECTED after"));

@@ -15,7 +15,7 @@ use clap::Parser;
 use csra_edge::camera::probe::{list_cameras, Listing};
 use csra_edge::camera::{CameraOptions, Codec, V4lSource};
 use csra_edge::capture::{Capture, ReconnectPolicy};
-use csra_edge::frame::{Frame, FrameSource, FrameStream, PixelFormat, StreamStats};
+use csra_edge::frame::{Frame, FrameSource, FrameStream, PixelFormat, SourceError, StreamStats};
 use v4l::control::{Control, Value};
 use v4l::Device;
 
@@ -35,9 +35,15 @@ struct Args {
     /// Requested height.
     #[arg(long)]
     height: Option<u32>,
+    /// Requested frames per second.
+    #[arg(long)]
+    rate: Option<u32>,
     /// `mjpeg` or `yuyv`; MJPEG is preferred when unset.
     #[arg(long)]
     codec: Option<Codec>,
+    /// First check that asking for this codec fails with a clear "unsupported" error.
+    #[arg(long, value_name = "CODEC")]
+    expect_unsupported: Option<Codec>,
     /// Frames to capture and check.
     #[arg(long, default_value_t = 10)]
     frames: usize,
@@ -74,9 +80,13 @@ fn run(args: &Args) -> Result<()> {
     let options = CameraOptions {
         width: args.width,
         height: args.height,
+        rate: args.rate,
         codec: args.codec,
         ..CameraOptions::new(&args.device)
     };
+    if let Some(codec) = args.expect_unsupported {
+        check_refused(&options, codec)?;
+    }
     let mut source = V4lSource::new(options.clone());
     source.open().context("opening the camera")?;
     let negotiated = source.negotiated().context("no format after open")?;
@@ -115,6 +125,22 @@ fn run(args: &Args) -> Result<()> {
         println!("RECONNECTED after {} source errors", stats.source_errors);
     }
     Ok(())
+}
+
+/// Checks that opening with `codec` fails as an unsupported format.
+fn check_refused(options: &CameraOptions, codec: Codec) -> Result<()> {
+    let mut source = V4lSource::new(CameraOptions {
+        codec: Some(codec),
+        ..options.clone()
+    });
+    match source.open() {
+        Err(e @ SourceError::UnsupportedFormat { .. }) => {
+            println!("UNSUPPORTED {e}");
+            Ok(())
+        }
+        Err(e) => bail!("asking for {codec}: expected an unsupported-format error, got: {e}"),
+        Ok(()) => bail!("the camera accepted {codec}"),
+    }
 }
 
 /// Takes `count` frames and checks each; returns the last sequence number.

@@ -87,7 +87,10 @@ impl V4lSource {
         meta: &Metadata,
         captured: Instant,
     ) -> Result<Frame, SourceError> {
-        let sequence = self.sequence_base + u64::from(meta.sequence);
+        // Drivers number frames themselves (a gap means the driver dropped frames), but not
+        // every driver's numbering only goes up: vivid was seen repeating 0 right after a
+        // restart. Frames still count up by at least one.
+        let sequence = (self.sequence_base + u64::from(meta.sequence)).max(self.next_sequence);
         self.next_sequence = sequence + 1;
         let origin = format!("{}#{sequence}", self.options.device);
         let corrupt = |reason: String| SourceError::Corrupt {
@@ -359,6 +362,49 @@ mod tests {
         let mut source = V4lSource::new(CameraOptions::new("/dev/video-csra-missing"));
         let err = source.next_frame(Duration::from_millis(1)).err();
         assert!(matches!(err, Some(SourceError::Lost { .. })), "{err:?}");
+    }
+
+    fn meta(sequence: u32, bytesused: u32, flags: u32) -> Metadata {
+        Metadata {
+            bytesused,
+            flags: BufferFlags::from(flags),
+            sequence,
+            ..Metadata::default()
+        }
+    }
+
+    #[test]
+    fn frames_are_sliced_numbered_and_checked() {
+        let mut source = V4lSource::new(CameraOptions::new("/dev/video7"));
+        let negotiated = Negotiated {
+            codec: Codec::Yuyv,
+            width: 2,
+            height: 1,
+            stride: 4,
+            fps: None,
+        };
+        let buffer = [1u8, 2, 3, 4, 5, 6, 7, 8];
+        let read = |source: &mut V4lSource, meta: Metadata| {
+            let data = used_bytes(&buffer, &meta);
+            source.frame_from(negotiated, data, &meta, Instant::now())
+        };
+        let first = read(&mut source, meta(0, 4, 0)).unwrap();
+        assert_eq!(first.data, [1, 2, 3, 4]);
+        assert_eq!((first.width, first.height, first.stride), (2, 1, 4));
+        assert_eq!(first.format, PixelFormat::Yuyv);
+        assert_eq!(first.origin, "/dev/video7#0");
+        // A gap (the driver dropped frames 1 and 2) is kept; a repeated number is not.
+        assert_eq!(read(&mut source, meta(3, 4, 0)).unwrap().sequence, 3);
+        assert_eq!(read(&mut source, meta(3, 4, 0)).unwrap().sequence, 4);
+        // After a reopen the driver counts from 0 again; frames go on from 5.
+        source.sequence_base = source.next_sequence;
+        assert_eq!(read(&mut source, meta(0, 4, 0)).unwrap().sequence, 5);
+        // Flagged, empty and oversized buffers are corrupt frames, still numbered.
+        for bad in [meta(1, 4, 0x40), meta(2, 0, 0), meta(3, 9, 0)] {
+            let err = read(&mut source, bad).err();
+            assert!(matches!(err, Some(SourceError::Corrupt { .. })), "{err:?}");
+        }
+        assert_eq!(source.next_sequence, 9);
     }
 
     #[test]
