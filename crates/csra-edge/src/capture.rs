@@ -6,6 +6,7 @@
 //! camera always works on a frame at most one frame interval old (plus its own latency), instead
 //! of falling further and further behind.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -97,6 +98,16 @@ impl Shared {
         self.changed.notify_all();
     }
 
+    /// Ends the stream with `e` (unless it is already stopping).
+    fn fail(&self, e: SourceError) {
+        let mut mailbox = self.lock();
+        if matches!(mailbox.ending, Ending::Running) {
+            mailbox.ending = Ending::Failed(e);
+        }
+        drop(mailbox);
+        self.changed.notify_all();
+    }
+
     fn stopping(&self) -> bool {
         !matches!(self.lock().ending, Ending::Running)
     }
@@ -156,11 +167,21 @@ impl Capture {
             }),
             changed: Condvar::new(),
         });
-        let name = format!("capture {}", source.name());
+        let name = source.name().to_owned();
         let worker = Arc::clone(&shared);
         let thread = thread::Builder::new()
-            .name(name)
-            .spawn(move || CaptureLoop::new(source, policy, worker).run());
+            .name(format!("capture {name}"))
+            .spawn(move || {
+                let capture = CaptureLoop::new(source, policy, Arc::clone(&worker));
+                // A panic in the source (v4l unwraps some driver answers) must end the stream
+                // with an error, not leave the pipeline waiting for frames forever.
+                if panic::catch_unwind(AssertUnwindSafe(|| capture.run())).is_err() {
+                    worker.fail(SourceError::Lost {
+                        what: name,
+                        reason: "the capture thread panicked".into(),
+                    });
+                }
+            });
         match thread {
             Ok(thread) => Capture {
                 shared,
@@ -247,7 +268,7 @@ impl CaptureLoop {
 
     fn run(mut self) {
         if let Err(e) = self.source.open() {
-            self.fail(e);
+            self.shared.fail(e);
             return;
         }
         while !self.shared.stopping() {
@@ -306,22 +327,19 @@ impl CaptureLoop {
                         .is_some_and(|limit| attempt >= limit)
                     {
                         log::error!("{e}; giving up after {attempt} attempts");
-                        self.fail(e);
+                        self.shared.fail(e);
                         return false;
                     }
-                    log::warn!("{e}; retrying in {:?}", self.policy.delay(attempt));
+                    // A camera may stay away for hours: say so at growing intervals only.
+                    let delay = self.policy.delay(attempt);
+                    if attempt.is_power_of_two() {
+                        log::warn!("{e}; still retrying (attempt {attempt}, next in {delay:?})");
+                    } else {
+                        log::debug!("{e}; retrying in {delay:?}");
+                    }
                 }
             }
         }
-    }
-
-    fn fail(&self, e: SourceError) {
-        let mut mailbox = self.shared.lock();
-        if matches!(mailbox.ending, Ending::Running) {
-            mailbox.ending = Ending::Failed(e);
-        }
-        drop(mailbox);
-        self.shared.changed.notify_all();
     }
 }
 

@@ -222,6 +222,34 @@ fn capture_gives_up_after_the_policy_limit_with_the_open_error() {
     assert_eq!((stats.source_errors, stats.reconnects), (4, 0), "{stats:?}");
 }
 
+/// A source whose driver layer panics on the first read.
+struct PanickingSource;
+
+impl FrameSource for PanickingSource {
+    fn name(&self) -> &str {
+        "panicking"
+    }
+    fn open(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+    fn next_frame(&mut self, _: Duration) -> Result<csra_edge::frame::Frame, SourceError> {
+        panic!("a driver answer the bindings could not handle")
+    }
+    fn close(&mut self) {}
+}
+
+#[test]
+fn a_panicking_source_ends_the_stream_with_an_error() {
+    let mut capture = Capture::spawn(Box::new(PanickingSource), quick_policy());
+    let err = capture
+        .next()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert_eq!(err, "panicking: stream lost: the capture thread panicked");
+    assert!(capture.next().unwrap().is_none());
+}
+
 #[test]
 fn a_missing_camera_is_reported_by_the_first_read() {
     let source = V4lSource::new(CameraOptions::new("/dev/video-csra-test-missing"));

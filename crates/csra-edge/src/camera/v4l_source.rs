@@ -200,7 +200,9 @@ impl Drop for V4lSource {
 /// Stops and unmaps a stream, surviving v4l's panics on a device that fails to stop.
 fn release(stream: Stream<'static>, device: &str) {
     if panic::catch_unwind(AssertUnwindSafe(move || drop(stream))).is_err() {
-        log::warn!("{device}: stopping the stream failed; the buffers were released anyway");
+        log::warn!(
+            "{device}: stopping the stream failed (v4l panicked); the stream was dropped anyway"
+        );
     }
 }
 
