@@ -28,14 +28,42 @@ struct Broker {
 impl Broker {
     /// Starts a broker, or `None` (after reporting) when mosquitto is not installed.
     fn start(port: Option<u16>) -> Option<Broker> {
+        Broker::start_with(port, None)
+    }
+
+    /// Starts a broker that accepts only `login` (user, password) when given.
+    fn start_with(port: Option<u16>, login: Option<(&str, &str)>) -> Option<Broker> {
         let port = port.unwrap_or_else(free_port);
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &config,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-        )
-        .expect("writing the broker config");
+        let mut settings = format!("listener {port} 127.0.0.1\npersistence false\n");
+        match login {
+            None => settings.push_str("allow_anonymous true\n"),
+            Some((user, password)) => {
+                let passwords = dir.path().join("passwords");
+                let made = Command::new("mosquitto_passwd")
+                    .arg("-c")
+                    .arg("-b")
+                    .arg(&passwords)
+                    .args([user, password])
+                    .status();
+                match made {
+                    Ok(status) => assert!(status.success(), "mosquitto_passwd failed"),
+                    Err(_) => {
+                        common::missing_tool(
+                            "mosquitto_passwd",
+                            "install it with `apt-get install mosquitto`",
+                        );
+                        return None;
+                    }
+                }
+                settings.push_str(&format!(
+                    "allow_anonymous false\npassword_file {}\n",
+                    passwords.display()
+                ));
+            }
+        }
+        std::fs::write(&config, settings).expect("writing the broker config");
         let child = match Command::new("mosquitto")
             .arg("-c")
             .arg(&config)
@@ -210,6 +238,28 @@ fn the_sink_reconnects_after_the_broker_restarts() {
         got.extend(receive(&received, 1));
     }
     assert_eq!(got, lines);
+}
+
+#[test]
+fn a_broker_with_a_login_accepts_the_url_credentials_only() {
+    let Some(broker) = Broker::start_with(None, Some(("cam-7", "s3cr@t"))) else {
+        return;
+    };
+    let url = format!("mqtt://cam-7:s3cr@t@127.0.0.1:{}/csra", broker.port);
+    let mut sink = MqttSink::connect(&url).unwrap();
+    sink.send(&result_line(0)).unwrap();
+    sink.flush().unwrap();
+
+    let wrong = format!("mqtt://cam-7:guess@127.0.0.1:{}/csra", broker.port);
+    let err = MqttSink::connect(&wrong)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("the broker refused the login (NotAuthorized); check the user and password"),
+        "{err}"
+    );
+    assert!(!err.contains("guess"), "the password leaked: {err}");
 }
 
 #[test]

@@ -11,7 +11,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use rumqttc::{Client, ClientError, Connection, Event, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{
+    Client, ClientError, ConnectReturnCode, Connection, ConnectionError, Event, MqttOptions,
+    Outgoing, Packet, QoS,
+};
 
 use super::{Sink, SinkError};
 
@@ -26,9 +29,11 @@ const DEFAULT_PORT: u16 = 1883;
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
-/// A broker address parsed from `mqtt://host[:port]/topic`.
+/// A broker address parsed from `mqtt://[user[:password]@]host[:port]/topic`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerAddress {
+    /// User name and password for brokers that require a login.
+    pub credentials: Option<(String, String)>,
     /// Host name or IP address (IPv6 without brackets).
     pub host: String,
     /// TCP port (1883 unless given).
@@ -38,11 +43,11 @@ pub struct BrokerAddress {
 }
 
 impl BrokerAddress {
-    /// Parses `mqtt://host[:port]/topic`.
+    /// Parses `mqtt://[user[:password]@]host[:port]/topic`.
     pub fn parse(url: &str) -> Result<BrokerAddress, SinkError> {
         let bad = |reason: &str| SinkError::Address {
-            address: url.to_owned(),
-            reason: format!("{reason}; expected mqtt://host[:port]/topic"),
+            address: redact(url),
+            reason: format!("{reason}; expected mqtt://[user[:password]@]host[:port]/topic"),
         };
         let rest = url
             .strip_prefix("mqtt://")
@@ -53,12 +58,43 @@ impl BrokerAddress {
         if topic.is_empty() || topic.contains(['+', '#']) {
             return Err(bad("the topic must be non-empty, without wildcards + or #"));
         }
+        // The last '@' ends the login, so a password may contain '@' (but not '/').
+        let (login, authority) = match authority.rsplit_once('@') {
+            Some((login, rest)) => (Some(login), rest),
+            None => (None, authority),
+        };
+        let credentials = login.map(|login| match login.split_once(':') {
+            Some((user, password)) => (user.to_owned(), password.to_owned()),
+            None => (login.to_owned(), String::new()),
+        });
+        if credentials
+            .as_ref()
+            .is_some_and(|(user, _)| user.is_empty())
+        {
+            return Err(bad("empty user name before '@'"));
+        }
         let (host, port) = split_host_port(authority).ok_or_else(|| bad("bad host or port"))?;
         Ok(BrokerAddress {
+            credentials,
             host: host.to_owned(),
             port: port.unwrap_or(DEFAULT_PORT),
             topic: topic.to_owned(),
         })
+    }
+}
+
+/// The URL with its password replaced, for messages and logs.
+pub fn redact(url: &str) -> String {
+    let Some(rest) = url.strip_prefix("mqtt://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((login, host)) => {
+            let user = login.split_once(':').map_or(login, |(user, _)| user);
+            format!("mqtt://{user}:***@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -144,14 +180,19 @@ pub struct MqttSink {
 }
 
 impl MqttSink {
-    /// Connects to the broker of `url` (`mqtt://host[:port]/topic`), waiting at most
-    /// [`CONNECT_TIMEOUT`] for it to accept.
+    /// Connects to the broker of `url` (`mqtt://[user[:password]@]host[:port]/topic`),
+    /// waiting at most [`CONNECT_TIMEOUT`] for it to accept. Errors show the URL with its
+    /// password redacted.
     pub fn connect(url: &str) -> Result<MqttSink, SinkError> {
         let address = BrokerAddress::parse(url)?;
+        let url = redact(url);
         let mut options = MqttOptions::new(client_id(), &address.host, address.port);
         options
             .set_keep_alive(KEEP_ALIVE)
             .set_request_channel_capacity(QUEUE_CAPACITY);
+        if let Some((user, password)) = &address.credentials {
+            options.set_credentials(user, password);
+        }
         let (client, connection) = Client::new(options, QUEUE_CAPACITY);
         let shared = Arc::new(Shared {
             progress: Mutex::new(Progress::default()),
@@ -162,11 +203,11 @@ impl MqttSink {
             .name("mqtt connection".into())
             .spawn(move || drive(connection, &worker))
             .map_err(|e| SinkError::Broker {
-                url: url.to_owned(),
+                url: url.clone(),
                 reason: format!("cannot start the connection thread: {e}"),
             })?;
         let mut sink = MqttSink {
-            url: url.to_owned(),
+            url: url.clone(),
             topic: address.topic,
             client,
             shared,
@@ -191,7 +232,7 @@ impl MqttSink {
         // The thread may be inside a connection attempt; it exits after it, unjoined.
         sink.close(false);
         Err(SinkError::Broker {
-            url: url.to_owned(),
+            url: url.clone(),
             reason: format!(
                 "cannot connect to {}:{}: {reason}; is the broker running and reachable?",
                 address.host, address.port
@@ -321,7 +362,7 @@ fn drive(mut connection: Connection, shared: &Shared) {
                 }
                 shared.update(|p| {
                     p.connected = false;
-                    p.last_error = Some(e.to_string());
+                    p.last_error = Some(describe(&e));
                 });
                 let delay = Duration::from_millis(250)
                     .saturating_mul(1 << failures.min(5))
@@ -336,6 +377,18 @@ fn drive(mut connection: Connection, shared: &Shared) {
     shared.update(|p| p.connected = false);
 }
 
+/// A connection error as the user can act on it.
+fn describe(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::ConnectionRefused(
+            code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
+        ) => format!(
+            "the broker refused the login ({code:?}); check the user and password in the URL"
+        ),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +399,7 @@ mod tests {
         assert_eq!(
             parsed,
             Some(BrokerAddress {
+                credentials: None,
                 host: "broker.local".into(),
                 port: 1884,
                 topic: "fleet/cam-1".into()
@@ -355,6 +409,25 @@ mod tests {
         assert_eq!(default_port.map(|a| a.port), Some(1883));
         let v6 = BrokerAddress::parse("mqtt://[::1]:1999/t").ok();
         assert_eq!(v6.map(|a| (a.host, a.port)), Some(("::1".into(), 1999)));
+        let login = BrokerAddress::parse("mqtt://cam:p@ss:w@[::1]:1999/t").ok();
+        assert_eq!(
+            login.and_then(|a| a.credentials),
+            Some(("cam".into(), "p@ss:w".into()))
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("mqtt://cam:secret@host:1883/a/b"),
+            "mqtt://cam:***@host:1883/a/b"
+        );
+        assert_eq!(redact("mqtt://host/t"), "mqtt://host/t");
+        let err = BrokerAddress::parse("mqtt://cam:secret@host:0/t")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!err.contains("secret"), "{err}");
     }
 
     #[test]
@@ -366,11 +439,15 @@ mod tests {
             ("mqtt://host/a/#", "without wildcards"),
             ("mqtt://host:99999/t", "bad host or port"),
             ("mqtt://:1883/t", "bad host or port"),
+            ("mqtt://:pw@host/t", "empty user name"),
         ] {
             let err = BrokerAddress::parse(url).err().map(|e| e.to_string());
             let err = err.unwrap_or_default();
             assert!(err.contains(reason), "{url}: {err}");
-            assert!(err.ends_with("expected mqtt://host[:port]/topic"), "{err}");
+            assert!(
+                err.ends_with("expected mqtt://[user[:password]@]host[:port]/topic"),
+                "{err}"
+            );
         }
     }
 
