@@ -17,6 +17,9 @@ use super::options::Codec;
 pub struct CameraInfo {
     /// The device node, e.g. `/dev/video0`.
     pub path: String,
+    /// Stable names of the node that survive replugging and reboots (udev's
+    /// `/dev/v4l/by-id/*` and `/dev/v4l/by-path/*` links), best for `--camera`.
+    pub stable_paths: Vec<String>,
     /// The card name the driver reports, e.g. `HD Pro Webcam C920`.
     pub card: String,
     /// The driver, e.g. `uvcvideo`.
@@ -60,13 +63,46 @@ pub fn list_cameras_in(dir: &Path) -> Vec<CameraInfo> {
         })
         .collect();
     nodes.sort();
-    nodes.into_iter().map(|(_, path)| describe(&path)).collect()
+    let links = stable_links(dir);
+    nodes
+        .into_iter()
+        .map(|(_, path)| {
+            let mut info = describe(&path);
+            let target = fs::canonicalize(&path).ok();
+            info.stable_paths = links
+                .iter()
+                .filter(|(_, to)| target.is_some() && Some(to) == target.as_ref())
+                .map(|(link, _)| link.clone())
+                .collect();
+            info
+        })
+        .collect()
+}
+
+/// The links under `dir/v4l/by-id` and `dir/v4l/by-path`, with what they resolve to.
+fn stable_links(dir: &Path) -> Vec<(String, std::path::PathBuf)> {
+    let mut links: Vec<(String, std::path::PathBuf)> = ["by-id", "by-path"]
+        .iter()
+        .flat_map(|kind| {
+            fs::read_dir(dir.join("v4l").join(kind))
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let target = fs::canonicalize(entry.path()).ok()?;
+            Some((entry.path().to_string_lossy().into_owned(), target))
+        })
+        .collect();
+    links.sort();
+    links
 }
 
 /// Describes one node; failures are recorded in the entry rather than aborting the listing.
 pub fn describe(path: &str) -> CameraInfo {
     let mut info = CameraInfo {
         path: path.to_owned(),
+        stable_paths: Vec::new(),
         card: String::new(),
         driver: String::new(),
         bus: String::new(),
@@ -126,6 +162,9 @@ impl fmt::Display for CameraInfo {
             write!(f, ": {} ({}, {})", self.card, self.driver, self.bus)?;
         }
         writeln!(f)?;
+        for stable in &self.stable_paths {
+            writeln!(f, "  also {stable}")?;
+        }
         if let Some(error) = &self.error {
             writeln!(f, "  cannot read: {error}")?;
         } else if !self.capture {
@@ -159,6 +198,7 @@ mod tests {
     fn a_camera_lists_formats_sizes_and_rates() {
         let camera = CameraInfo {
             path: "/dev/video0".into(),
+            stable_paths: vec!["/dev/v4l/by-id/usb-Webcam-video-index0".into()],
             card: "Webcam".into(),
             driver: "uvcvideo".into(),
             bus: "usb-1".into(),
@@ -190,6 +230,7 @@ mod tests {
         assert_eq!(
             Listing(std::slice::from_ref(&camera)).to_string(),
             "/dev/video0: Webcam (uvcvideo, usb-1)\n\
+             \x20 also /dev/v4l/by-id/usb-Webcam-video-index0\n\
              \x20 MJPG (Motion-JPEG): --input-codec mjpeg\n\
              \x20   1280x720 @ 30, 15 fps\n\
              \x20 NV12 (Y/UV 4:2:0): not decoded by csra-edge\n"
@@ -201,16 +242,27 @@ mod tests {
 
     #[test]
     fn nodes_are_listed_in_numeric_order_and_unreadable_ones_say_why() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let dir = tempfile::tempdir().unwrap();
         for name in ["video10", "video2", "vbi0", "videoX"] {
-            fs::write(dir.path().join(name), b"").unwrap_or_else(|e| panic!("writing {name}: {e}"));
+            fs::write(dir.path().join(name), b"").unwrap();
         }
+        let by_id = dir.path().join("v4l/by-id");
+        fs::create_dir_all(&by_id).unwrap();
+        std::os::unix::fs::symlink("../../video2", by_id.join("usb-Cam-video-index0")).unwrap();
         let cameras = list_cameras_in(dir.path());
         let names: Vec<&str> = cameras
             .iter()
             .filter_map(|c| Path::new(&c.path).file_name()?.to_str())
             .collect();
         assert_eq!(names, ["video2", "video10"]);
+        assert_eq!(
+            cameras[0].stable_paths,
+            [by_id
+                .join("usb-Cam-video-index0")
+                .to_string_lossy()
+                .into_owned()]
+        );
+        assert!(cameras[1].stable_paths.is_empty());
         // A plain file opens but answers no V4L2 ioctl.
         assert!(cameras.iter().all(|c| c.error.is_some() && !c.usable()));
         assert!(Listing(&cameras).to_string().contains("cannot read: "));
