@@ -227,14 +227,14 @@ impl MqttSink {
         let reason = progress
             .last_error
             .clone()
-            .unwrap_or_else(|| format!("no answer within {CONNECT_TIMEOUT:?}"));
+            .unwrap_or_else(|| format!("no answer within {CONNECT_TIMEOUT:?}; {UNREACHABLE}"));
         drop(progress);
         // The thread may be inside a connection attempt; it exits after it, unjoined.
         sink.close(false);
         Err(SinkError::Broker {
             url: url.clone(),
             reason: format!(
-                "cannot connect to {}:{}: {reason}; is the broker running and reachable?",
+                "cannot connect to {}:{}: {reason}",
                 address.host, address.port
             ),
         })
@@ -385,9 +385,13 @@ fn describe(e: &ConnectionError) -> String {
         ) => format!(
             "the broker refused the login ({code:?}); check the user and password in the URL"
         ),
+        ConnectionError::Io(_) | ConnectionError::NetworkTimeout => format!("{e}; {UNREACHABLE}"),
         other => other.to_string(),
     }
 }
+
+/// What to check when the broker does not answer.
+const UNREACHABLE: &str = "is the broker running and reachable?";
 
 #[cfg(test)]
 mod tests {
