@@ -13,6 +13,24 @@ ensure_rust_components() {
     fi
 }
 
+# Installs the Debian packages the build and the tests need, only those missing: libclang-dev
+# (bindgen, for the v4l crate's V4L2 bindings) and the mosquitto broker and clients (the MQTT
+# sink's tests). Installing needs root (CI runs as root); otherwise it says what to install.
+ensure_apt_packages() {
+    local wanted=(libclang-dev mosquitto mosquitto-clients) missing=() p
+    for p in "${wanted[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    if [[ $(id -u) != 0 ]]; then
+        echo "please install: sudo apt-get install -y ${missing[*]}" >&2
+        return 1
+    fi
+    step "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
 # Installs requirements/$1.txt into .venv, again only when some requirements file changed (their
 # hash is stamped inside the venv, per entry file).
 ensure_python_venv() {

@@ -6,19 +6,23 @@
 #   ./scripts/test.sh -p csra-core    # extra arguments go to `cargo test`
 #
 # Set-up (scripts/env.sh) is idempotent and skipped when nothing changed: rustfmt and clippy
-# through rustup when they are missing, and a local Python venv (.venv) with the pinned packages
-# of requirements/test.txt: libtorch for tch, and the independent references the tests compare
-# against.
+# through rustup when they are missing, the Debian packages libclang-dev, mosquitto and
+# mosquitto-clients through apt when they are missing, and a local Python venv (.venv) with the
+# pinned packages of requirements/test.txt: libtorch for tch, and the independent references the
+# tests compare against.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 ensure_rust_components
+ensure_apt_packages
 ensure_python_venv test
 use_python_venv
 # Tests that compare against Python references must run, not skip, under this command.
 export CSRA_PYTHON="$PWD/.venv/bin/python"
 export CSRA_REQUIRE_PYTHON_REFERENCE=1
+# Tests that need the mosquitto broker or the vivid camera VM must run, not skip, too.
+export CSRA_REQUIRE_SYSTEM_TOOLS=1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -79,6 +79,14 @@ pub enum SourceError {
         /// What the driver said.
         reason: String,
     },
+    /// One frame is unusable (the driver flagged it, or it holds no bytes); the stream goes on.
+    #[error("{what}: corrupt frame skipped: {reason}")]
+    Corrupt {
+        /// The device and frame.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An I/O error reading a file or device.
     #[error("{what}: {source}")]
     Io {
@@ -112,6 +120,9 @@ pub struct StreamStats {
     pub reconnects: u64,
     /// Errors the source reported (timeouts, lost streams, failed reopens).
     pub source_errors: u64,
+    /// Frames the source itself reported as corrupt (flagged by the driver, or empty) and
+    /// skipped; frames that fail to decode are the pipeline's to count.
+    pub corrupt: u64,
 }
 
 /// What the pipeline pulls the next frame to process from: image files in order, or a camera

@@ -3,6 +3,8 @@
 
 use thiserror::Error;
 
+pub mod mqtt;
+
 /// An error delivering result lines.
 #[derive(Debug, Error)]
 pub enum SinkError {

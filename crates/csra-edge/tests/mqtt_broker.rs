@@ -1,0 +1,285 @@
+//! The MQTT sink against a real `mosquitto` broker started on a free loopback port, with a
+//! real subscriber (a second rumqttc client) checking that every line arrives intact and in
+//! order, and that the sink reconnects after the broker restarts.
+//!
+//! Needs `mosquitto` on PATH; `scripts/test.sh` installs it and sets
+//! `CSRA_REQUIRE_SYSTEM_TOOLS=1`, under which a missing broker fails the test.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use csra_edge::sink::mqtt::MqttSink;
+use csra_edge::sink::Sink;
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+
+/// A mosquitto process listening on 127.0.0.1 only; killed on drop.
+struct Broker {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts a broker, or `None` (after reporting) when mosquitto is not installed.
+    fn start(port: Option<u16>) -> Option<Broker> {
+        Broker::start_with(port, None)
+    }
+
+    /// Starts a broker that accepts only `login` (user, password) when given.
+    fn start_with(port: Option<u16>, login: Option<(&str, &str)>) -> Option<Broker> {
+        let port = port.unwrap_or_else(free_port);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("mosquitto.conf");
+        let mut settings = format!("listener {port} 127.0.0.1\npersistence false\n");
+        match login {
+            None => settings.push_str("allow_anonymous true\n"),
+            Some((user, password)) => {
+                let passwords = dir.path().join("passwords");
+                let made = Command::new("mosquitto_passwd")
+                    .arg("-c")
+                    .arg("-b")
+                    .arg(&passwords)
+                    .args([user, password])
+                    .status();
+                match made {
+                    Ok(status) => assert!(status.success(), "mosquitto_passwd failed"),
+                    Err(_) => {
+                        common::missing_tool(
+                            "mosquitto_passwd",
+                            "install it with `apt-get install mosquitto`",
+                        );
+                        return None;
+                    }
+                }
+                settings.push_str(&format!(
+                    "allow_anonymous false\npassword_file {}\n",
+                    passwords.display()
+                ));
+            }
+        }
+        std::fs::write(&config, settings).expect("writing the broker config");
+        let child = match Command::new("mosquitto")
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                common::missing_tool(
+                    "the mosquitto broker",
+                    "install it with `apt-get install mosquitto mosquitto-clients`",
+                );
+                return None;
+            }
+            Err(e) => panic!("starting mosquitto: {e}"),
+        };
+        let broker = Broker {
+            child,
+            port,
+            _dir: dir,
+        };
+        broker.wait_listening(Path::new(&config));
+        Some(broker)
+    }
+
+    fn wait_listening(&self, config: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto -c {} is not listening on port {}",
+                config.display(),
+                self.port
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn url(&self, topic: &str) -> String {
+        format!("mqtt://127.0.0.1:{}/{topic}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A subscriber on `topic`: returns once the broker has confirmed the subscription, with a
+/// channel of the payloads received.
+fn subscribe(port: u16, topic: &str) -> Receiver<Vec<u8>> {
+    let options = MqttOptions::new(format!("csra-test-sub-{port}"), "127.0.0.1", port);
+    let (client, mut connection) = Client::new(options, 10);
+    client
+        .subscribe(topic, QoS::AtLeastOnce)
+        .expect("subscribing");
+    let (payloads, received) = mpsc::channel();
+    let (subscribed, confirmed) = mpsc::channel();
+    thread::spawn(move || {
+        let _client = client; // dropping it would end the connection
+        for event in connection.iter() {
+            match event {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = subscribed.send(());
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if payloads.send(p.payload.to_vec()).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    confirmed
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the subscription was not confirmed");
+    received
+}
+
+fn result_line(frame: u64) -> String {
+    serde_json::json!({
+        "frame": frame,
+        "labels": [{"name": "person", "p": 0.93}, {"name": "café ☕", "p": 0.5}],
+        "scores": vec![0.125f32; 80],
+    })
+    .to_string()
+}
+
+fn receive(received: &Receiver<Vec<u8>>, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| {
+            let payload = received
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("message {i} of {count} did not arrive: {e}"));
+            String::from_utf8(payload).expect("UTF-8 payload")
+        })
+        .collect()
+}
+
+#[test]
+fn published_lines_reach_a_subscriber_intact_and_in_order() {
+    let Some(broker) = Broker::start(None) else {
+        return;
+    };
+    let received = subscribe(broker.port, "fleet/cam-1");
+    let mut sink = MqttSink::connect(&broker.url("fleet/cam-1")).unwrap();
+    let lines: Vec<String> = (0..50).map(result_line).collect();
+    let started = Instant::now();
+    for line in &lines {
+        sink.send(line).unwrap();
+    }
+    sink.flush().unwrap();
+    eprintln!(
+        "50 lines published and acknowledged in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(receive(&received, lines.len()), lines);
+    assert_eq!(sink.dropped(), 0);
+}
+
+#[test]
+fn the_sink_reconnects_after_the_broker_restarts() {
+    let Some(broker) = Broker::start(None) else {
+        return;
+    };
+    let port = broker.port;
+    let mut sink = MqttSink::connect(&broker.url("csra")).unwrap();
+    sink.send(&result_line(0)).unwrap();
+    sink.flush().unwrap();
+
+    drop(broker);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sink.is_connected() {
+        assert!(
+            Instant::now() < deadline,
+            "the sink did not notice the broker left"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    // While the broker is away, publishing queues without blocking the pipeline.
+    let started = Instant::now();
+    sink.send(&result_line(1)).unwrap();
+    assert!(started.elapsed() < Duration::from_millis(100));
+
+    let broker = Broker::start(Some(port)).expect("mosquitto was there a moment ago");
+    let received = subscribe(broker.port, "csra");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sink.is_connected() {
+        assert!(Instant::now() < deadline, "the sink did not reconnect");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let lines: Vec<String> = (2..12).map(result_line).collect();
+    for line in &lines {
+        sink.send(line).unwrap();
+    }
+    sink.flush().unwrap();
+    // Line 1 may or may not reach this subscriber (it can be published before the
+    // subscription); the lines sent after the reconnect must all arrive.
+    let mut got = receive(&received, lines.len());
+    if got.first() == Some(&result_line(1)) {
+        got.remove(0);
+        got.extend(receive(&received, 1));
+    }
+    assert_eq!(got, lines);
+}
+
+#[test]
+fn a_broker_with_a_login_accepts_the_url_credentials_only() {
+    let Some(broker) = Broker::start_with(None, Some(("cam-7", "s3cr@t"))) else {
+        return;
+    };
+    let url = format!("mqtt://cam-7:s3cr@t@127.0.0.1:{}/csra", broker.port);
+    let mut sink = MqttSink::connect(&url).unwrap();
+    sink.send(&result_line(0)).unwrap();
+    sink.flush().unwrap();
+
+    let wrong = format!("mqtt://cam-7:guess@127.0.0.1:{}/csra", broker.port);
+    let err = MqttSink::connect(&wrong)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("the broker refused the login (NotAuthorized); check the user and password"),
+        "{err}"
+    );
+    assert!(!err.contains("guess"), "the password leaked: {err}");
+}
+
+#[test]
+fn flush_reports_lines_the_broker_never_acknowledged() {
+    let Some(broker) = Broker::start(None) else {
+        return;
+    };
+    let mut sink = MqttSink::connect(&broker.url("csra")).unwrap();
+    drop(broker);
+    while sink.is_connected() {
+        thread::sleep(Duration::from_millis(10));
+    }
+    sink.send(&result_line(0)).unwrap();
+    let err = sink
+        .flush()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("1 of 1 results not acknowledged within 5s"),
+        "{err}"
+    );
+}
