@@ -68,6 +68,7 @@ fn job(out: &Path, epochs: usize, pretrained: bool, resume: Option<Checkpoint>) 
         workers: 2,
         channels_last: true,
         max_steps_per_epoch: None,
+        decoded_cache_bytes: 0,
         resume,
     }
 }

@@ -24,6 +24,7 @@
 
 mod augment;
 mod batch;
+mod cache;
 mod crop;
 mod decode;
 mod error;

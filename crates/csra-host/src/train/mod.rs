@@ -107,6 +107,8 @@ pub struct TrainJob {
     pub channels_last: bool,
     /// Stop each epoch after this many steps (quick checks; `None` trains on everything).
     pub max_steps_per_epoch: Option<usize>,
+    /// Bytes of decoded pictures each split's loader keeps across epochs (0: none).
+    pub decoded_cache_bytes: usize,
     /// A checkpoint to continue from instead of starting fresh.
     pub resume: Option<Checkpoint>,
 }
@@ -347,7 +349,8 @@ impl<'a> Run<'a> {
             drop_last: false,
         };
         let samples: Arc<[csra_core::Sample]> = set.samples.clone().into();
-        Ok(Loader::new(samples, set.classes.len(), config)?)
+        Ok(Loader::new(samples, set.classes.len(), config)?
+            .with_decoded_cache(self.job.decoded_cache_bytes))
     }
 
     fn steps_per_epoch(&self, loader: &Loader) -> usize {

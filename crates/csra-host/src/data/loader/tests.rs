@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use super::*;
-use crate::data::preprocess_image;
+use crate::data::{load_rgb, preprocess_image};
 
 const CLASSES: usize = 5;
 const SIZE: (u32, u32) = (16, 12);
@@ -67,6 +67,31 @@ fn batches_do_not_depend_on_the_number_of_workers() {
         assert_eq!(one.len(), 3);
         assert_eq!(one, epoch(&samples, config(3, 2), e), "epoch {e}");
         assert_eq!(one, epoch(&samples, config(2, 6), e), "epoch {e}");
+    }
+}
+
+#[test]
+fn the_decoded_cache_changes_no_batch_and_spares_later_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = dataset(dir.path(), 11);
+    let cached = Loader::new(Arc::clone(&samples), CLASSES, config(2, 2))
+        .unwrap()
+        .with_decoded_cache(1 << 20);
+    let first: Vec<Batch> = cached.epoch(0).collect();
+    assert_eq!(first, epoch(&samples, config(2, 2), 0));
+    let pixels: usize = samples
+        .iter()
+        .map(|s| image::open(&s.image).unwrap().to_rgb8().into_raw().len())
+        .sum();
+    assert_eq!(cached.cached_bytes(), pixels);
+    // With the files gone, the next epochs still render from memory, as uncached epochs would.
+    let expected: Vec<Vec<Batch>> = (1..3).map(|e| epoch(&samples, config(2, 2), e)).collect();
+    for s in samples.iter() {
+        std::fs::remove_file(&s.image).unwrap();
+    }
+    for (e, want) in (1..3).zip(expected) {
+        let batches: Vec<Batch> = cached.epoch(e).collect();
+        assert_eq!(batches, want, "epoch {e}");
     }
 }
 
