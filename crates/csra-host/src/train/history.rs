@@ -21,6 +21,9 @@ pub struct EpochRecord {
     pub train_loss: f64,
     /// Learning rate of each parameter group at the epoch's last step.
     pub learning_rates: BTreeMap<String, f64>,
+    /// Training images the epoch's steps used. Absent (0) in logs of early runs.
+    #[serde(default)]
+    pub images: usize,
     /// Training images per second (data loading included, evaluation excluded).
     pub images_per_second: f64,
     /// Wall time of the epoch in seconds, evaluation included.
@@ -96,6 +99,7 @@ mod tests {
                 epoch,
                 train_loss: 0.5 / epoch as f64,
                 learning_rates: BTreeMap::from([("head".to_string(), 0.1)]),
+                images: 200,
                 images_per_second: 20.0,
                 seconds: 10.0,
                 data_wait_seconds: 0.5,

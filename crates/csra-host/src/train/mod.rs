@@ -479,6 +479,7 @@ impl<'a> Run<'a> {
             epoch: epoch + 1,
             train_loss: stats.loss_sum / stats.steps.max(1) as f64,
             learning_rates: stats.learning_rates,
+            images: stats.images,
             images_per_second: stats.images as f64 / stats.train_seconds.max(1e-9),
             seconds: started.elapsed().as_secs_f64(),
             data_wait_seconds: stats.data_wait_seconds,
