@@ -35,7 +35,8 @@ fn ok(args: &[&str]) -> String {
 
 /// The error message of a command that must fail cleanly.
 fn fails(args: &[&str]) -> String {
-    let out = host(args);
+    let quiet: Vec<&str> = ["-q"].iter().chain(args).copied().collect();
+    let out = host(&quiet);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "csra-host {args:?} succeeded");
     assert!(stderr.starts_with("error: "), "{stderr}");
@@ -79,6 +80,15 @@ fn train(dir: &Path) -> PathBuf {
         s(&run),
     ]);
     run
+}
+
+/// Writes `model` with only its `logits` output, as a classifier exported without a sigmoid.
+fn logits_only(model: &Path, out: &Path) {
+    let mut proto = csra_onnx::read_model(model).unwrap();
+    let graph = proto.graph.as_mut().unwrap();
+    graph.output.retain(|o| o.name == "logits");
+    graph.node.retain(|n| n.op_type != "Sigmoid");
+    csra_onnx::write_model(out, &proto).unwrap();
 }
 
 fn logits(model: &Path, pixels: &[f32]) -> Vec<f32> {
@@ -202,7 +212,8 @@ fn export_graft_and_bad_input() {
         }
     }
 
-    // graft turns the exported GAP + FC baseline into the same Max head the export writes.
+    // graft turns a plain GAP + FC classifier (the exported baseline, cut down to its logits
+    // as a torchvision export would be) into the same Max head the export writes.
     let baseline = dir.path().join("baseline");
     ok(&[
         "-q",
@@ -214,11 +225,13 @@ fn export_graft_and_bad_input() {
         "baseline",
         "--no-verify",
     ]);
+    let classifier = dir.path().join("classifier.onnx");
+    logits_only(&baseline.join("model.onnx"), &classifier);
     let grafted = dir.path().join("grafted");
     let printed = ok(&[
         "-q",
         "graft",
-        s(&baseline.join("model.onnx")),
+        s(&classifier),
         "--out",
         s(&grafted),
         "--labels",

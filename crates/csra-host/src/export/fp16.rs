@@ -89,7 +89,8 @@ fn cast(input: &str, output: &str, to: DataType) -> NodeProto {
     NodeProto {
         input: vec![input.to_owned()],
         output: vec![output.to_owned()],
-        name: output.to_owned(),
+        // The producer of a graph output is already named after it.
+        name: format!("{output}.cast"),
         op_type: "Cast".to_owned(),
         attribute: vec![AttributeProto {
             name: "to".to_owned(),

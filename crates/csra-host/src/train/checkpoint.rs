@@ -166,7 +166,8 @@ impl Checkpoint {
         });
         let reason = match Arch::guess_from_names(backbone_names) {
             Some(found) if found != arch => format!(
-                "its description says {arch} but its tensors are those of a {found}; pass the                  checkpoint .json that was written with these weights, or its run directory"
+                "its description says {arch} but its tensors are those of a {found}; pass the \
+                 checkpoint .json that was written with these weights, or its run directory"
             ),
             _ => {
                 let shown = problems.len().min(MAX_LISTED_PROBLEMS);
