@@ -29,7 +29,7 @@ pub struct BatchNormParams<'a> {
 pub fn fold(weight: &[f32], bn: BatchNormParams<'_>) -> (Vec<f32>, Vec<f32>) {
     let channels = bn.gamma.len();
     assert!(
-        channels > 0 && weight.len() % channels == 0,
+        channels > 0 && weight.len().is_multiple_of(channels),
         "a convolution weight of {} values has no {channels} output channels",
         weight.len()
     );

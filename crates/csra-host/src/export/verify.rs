@@ -61,8 +61,8 @@ impl Comparison {
             let delta = (f64::from(e) - f64::from(r)).abs();
             let relative = delta / f64::from(r.abs()).max(1.0);
             max_abs = max_abs.max(delta);
-            // `!(a <= b)` so that a NaN becomes the worst and fails the check.
-            if worst.is_none_or(|w| !(relative <= w.relative)) {
+            // A NaN becomes the worst, and fails the check.
+            if worst.is_none_or(|w| relative.is_nan() || relative > w.relative) {
                 worst = Some(Worst {
                     image: i / num_classes,
                     class: i % num_classes,
@@ -90,7 +90,7 @@ impl fmt::Display for Comparison {
         let w = &self.worst;
         write!(
             f,
-            "max |Δlogit| {:.3e}; worst image {} class {}: tch {} vs exported {} \
+            "max |Δlogit| {:.3e}; worst image {} class {}: reference {} vs exported {} \
              (|Δ|/max(1,|logit|) = {:.3e})",
             self.max_abs, w.image, w.class, w.reference, w.exported, w.relative
         )
