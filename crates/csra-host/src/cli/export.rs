@@ -242,11 +242,15 @@ fn export_member(ctx: &Shared<'_>, member: &Member) -> anyhow::Result<()> {
             &ctx.outputs.logits,
         )?;
         outln!(
-            "{}: mAP on {}: tch {:.2}, tract {:.2}",
+            "{}: mAP on {} ({} images): tch {:.2}, tract {:.2}; logits: {}",
             files.dir.display(),
             scores.dataset,
+            scores.tract.num_samples,
             100.0 * scores.tch.map,
-            100.0 * scores.tract.map
+            100.0 * scores.tract.map,
+            scores
+                .logits
+                .map_or_else(|| "none".to_owned(), |c| c.to_string())
         )?;
         manifest.metrics = Some(MeasuredMetrics {
             dataset: format!("{} (tract, this file)", scores.dataset),
@@ -262,9 +266,17 @@ fn export_member(ctx: &Shared<'_>, member: &Member) -> anyhow::Result<()> {
         files.model.display(),
         head.spec(),
         size as f64 / 1e6,
-        match verified {
-            Some(c) => format!("verified in tract: {c}"),
-            None => "not verified".to_owned(),
+        match (verified, &ctx.check) {
+            (Some(c), Some((images, _))) => format!(
+                "verified in tract on {} images: max |Δlogit| {:.2e}, worst {:.2e} · \
+                 max(1, |logit|) on class {} of {}",
+                images.names.len(),
+                c.max_abs,
+                c.worst.relative,
+                ctx.labels.name(c.worst.class).unwrap_or("?"),
+                images.names[c.worst.image]
+            ),
+            _ => "not verified".to_owned(),
         }
     )?;
     Ok(())

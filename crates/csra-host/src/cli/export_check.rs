@@ -9,7 +9,7 @@ use csra_core::metrics::Evaluation;
 use csra_host::data::{load_rgb, preprocess_image, Augment, Loader, LoaderConfig};
 use csra_host::evaluate::{batch_tensor, predict_with};
 use csra_host::export::tract_run::TractModel;
-use csra_host::export::verify::tch_head_logits;
+use csra_host::export::verify::{tch_head_logits, Comparison};
 use csra_host::train::CheckpointMeta;
 use csra_onnx::HeadWeights;
 use rand::rngs::StdRng;
@@ -109,6 +109,8 @@ pub struct Scores {
     pub tch: Evaluation,
     /// tract on the exported file.
     pub tract: Evaluation,
+    /// tract's logits against tch's over the whole set.
+    pub logits: Option<Comparison>,
 }
 
 /// Scores `head` on the checkpoint's validation set in tch, and the file `model` (whose
@@ -159,5 +161,6 @@ pub fn score(
         dataset: data.short_name(),
         tch: tch_predictions.evaluate(&dataset.samples)?,
         tract: tract_predictions.evaluate(&dataset.samples)?,
+        logits: Comparison::new(&tch_predictions.logits, &tract_predictions.logits, classes),
     })
 }
