@@ -1,12 +1,12 @@
 //! Exported files run in tract equal tch in eval mode: for ResNet-18 and MobileNetV2 with random
-//! weights and non-trivial BatchNorm statistics (random γ, β, running mean and variance), at
+//! weights and non-trivial BatchNorm (random γ, β, running mean and variance), at
 //! 224×224, for every head variant (csra with H ∈ {1, 2, 4, 6, 8}, max, baseline), within
 //! `max |Δlogit| ≤ 1e-4 · max(1, |logit|)`. Each backbone is emitted once and completed with
 //! each head. One file also runs in ONNX Runtime (`CSRA_PYTHON`, see `tests/common`).
 //!
-//! ResNet-34, -50 and -101 take minutes in tract at the test profile's opt-level; they run in
-//! the ignored test `big_backbones_match_tch` (`cargo test -p csra-host --test export_parity
-//! -- --ignored`).
+//! ResNet-34, -50 and -101 add about 30 s on two cores, more than a CI test should take; they
+//! run in the ignored test `big_backbones_match_tch` (`cargo test -p csra-host --test
+//! export_parity -- --ignored`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -41,24 +41,35 @@ fn specs() -> Vec<HeadSpec> {
     specs
 }
 
-/// Non-trivial eval-mode BatchNorm: γ in [0.5, 1.5], β and μ around 0, σ² in [0.5, 2].
-fn randomize_batchnorm(vs: &VarStore) {
+/// Non-trivial eval-mode BatchNorm: random running mean in [−0.2, 0.2] and variance in
+/// [0.5, 2], β in [−0.2, 0.2], γ in [0.5, 1.5], except the γ of each ResNet block's last
+/// BatchNorm (`bn2` of a basic block, `bn3` of a bottleneck), drawn from [0.1, 0.3] as trained
+/// ResNets have them. With γ ≈ 1 there, a deep ResNet's residual stream grows with every block
+/// into the thousands, where `f32` rounding alone breaks the 1e-4 bound between any two
+/// runtimes.
+fn randomize_batchnorm(vs: &VarStore, arch: Arch) {
+    let last_bn = if matches!(arch, Arch::ResNet50 | Arch::ResNet101) {
+        ".bn3.weight"
+    } else {
+        ".bn2.weight"
+    };
     for (name, mut var) in vs.variables() {
         if var.dim() != 1 || !name.starts_with("backbone.") {
             continue;
         }
-        let n = var.size()[0];
-        let uniform =
-            |lo: f64, hi: f64| Tensor::rand([n], (Kind::Float, Device::Cpu)) * (hi - lo) + lo;
-        let value = if name.ends_with("running_var") {
-            uniform(0.5, 2.0)
+        let (lo, hi) = if name.ends_with("running_var") {
+            (0.5, 2.0)
         } else if name.ends_with("running_mean") || name.ends_with(".bias") {
-            uniform(-0.2, 0.2)
+            (-0.2, 0.2)
+        } else if name.starts_with("backbone.layer") && name.ends_with(last_bn) {
+            (0.1, 0.3)
         } else if name.ends_with(".weight") {
-            uniform(0.5, 1.5)
+            (0.5, 1.5)
         } else {
             continue;
         };
+        let n = var.size()[0];
+        let value = Tensor::rand([n], (Kind::Float, Device::Cpu)) * (hi - lo) + lo;
         tch::no_grad(|| var.copy_(&value));
     }
 }
@@ -94,7 +105,7 @@ fn check_arch(arch: Arch, dynamic_batch: bool, dir: &Path) -> std::path::PathBuf
             .unwrap()
         })
         .collect();
-    randomize_batchnorm(&vs);
+    randomize_batchnorm(&vs, arch);
     let images = Tensor::rand(
         [IMAGES, 3, SIZE as i64, SIZE as i64],
         (Kind::Float, Device::Cpu),
@@ -216,7 +227,7 @@ fn onnxruntime_agrees(model: &Path, dir: &Path) {
 }
 
 #[test]
-#[ignore = "minutes in tract at the test profile: ResNet-34/50/101 at 224×224, every head"]
+#[ignore = "about 30 s: ResNet-34/50/101 at 224×224, every head"]
 fn big_backbones_match_tch() {
     let dir = tempfile::tempdir().unwrap();
     for arch in [Arch::ResNet34, Arch::ResNet50, Arch::ResNet101] {
