@@ -112,6 +112,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let loaded = load_model(&args.checkpoint, device, None)?;
     let meta = &loaded.checkpoint.meta;
     let labels = class_labels(&args, &loaded.checkpoint)?;
+    let members = members(&args, &meta.model.head)?;
     let input_size = args.input_size.unwrap_or(meta.image_size as usize);
     let options = GraphOptions {
         input_size,
@@ -150,8 +151,8 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         },
         check,
     };
-    for member in members(&args, ctx.trained.spec())? {
-        export_member(&ctx, &member)?;
+    for member in &members {
+        export_member(&ctx, member)?;
     }
     Ok(ExitCode::SUCCESS)
 }

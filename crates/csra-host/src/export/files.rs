@@ -51,9 +51,9 @@ impl ExportFiles {
         manifest: &Manifest,
         labels: &LabelSet,
     ) -> Result<(), ExportError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| ExportError::Io {
+        std::fs::create_dir_all(&self.dir).map_err(|error| ExportError::Io {
             path: self.dir.clone(),
-            source,
+            error,
         })?;
         csra_onnx::write_model(&self.model, model)?;
         labels.write(&self.labels)?;

@@ -47,13 +47,14 @@ pub enum ExportError {
         /// tract's message.
         message: String,
     },
-    /// A file could not be written or read.
-    #[error("{}: {source}", path.display())]
+    /// A file could not be written or read. The I/O error is part of the message, not a
+    /// separate cause, so it is printed once.
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The manifest could not be written.
     #[error(transparent)]
