@@ -2,7 +2,8 @@
 //! weights and non-trivial BatchNorm (random γ, β, running mean and variance), at
 //! 224×224, for every head variant (csra with H ∈ {1, 2, 4, 6, 8}, max, baseline), within
 //! `max |Δlogit| ≤ 1e-4 · max(1, |logit|)`. Each backbone is emitted once and completed with
-//! each head. One file also runs in ONNX Runtime (`CSRA_PYTHON`, see `tests/common`).
+//! each head. One file, and its FP16 version, also pass `onnx.checker` and run in ONNX Runtime
+//! (`CSRA_PYTHON`, see `tests/common`).
 //!
 //! ResNet-34, -50 and -101 add about 30 s on two cores, more than a CI test should take; they
 //! run in the ignored test `big_backbones_match_tch` (`cargo test -p csra-host --test
@@ -19,7 +20,7 @@ use csra_core::head::HeadSpec;
 use csra_core::manifest::OutputNames;
 use csra_host::backbone::{Arch, Backbone};
 use csra_host::export::tract_run::TractModel;
-use csra_host::export::verify::Comparison;
+use csra_host::export::verify::{Comparison, F16_TOLERANCE};
 use csra_host::export::{BackboneGraph, GraphOptions, Precision};
 use csra_host::head::Head;
 use tch::nn::VarStore;
@@ -198,11 +199,16 @@ fn resnet18_and_mobilenet_v2_match_tch_for_every_head() {
         .op_histogram
         .contains_key("BatchNormalization"));
 
-    onnxruntime_agrees(&mobilenet, dir.path());
+    let fp16 = dir.path().join("mobilenet_v2-fp16.onnx");
+    let mut model = csra_onnx::read_model(&mobilenet).unwrap();
+    csra_host::export::fp16::convert(&mut model);
+    csra_onnx::write_model(&fp16, &model).unwrap();
+    onnxruntime_agrees(&mobilenet, &fp16, dir.path());
 }
 
-/// ONNX Runtime (CPU) computes the same logits as tract on an exported MobileNetV2.
-fn onnxruntime_agrees(model: &Path, dir: &Path) {
+/// `onnx.checker` accepts an exported MobileNetV2 and ONNX Runtime (CPU) computes the same
+/// logits as tract, in f32 and, within the FP16 tolerance, from its FP16 version.
+fn onnxruntime_agrees(model: &Path, fp16: &Path, dir: &Path) {
     let Some(python) = common::python("export_parity onnxruntime check") else {
         return;
     };
@@ -210,20 +216,25 @@ fn onnxruntime_agrees(model: &Path, dir: &Path) {
     let images = Tensor::rand([1, 3, SIZE as i64, SIZE as i64], (Kind::Float, Device::Cpu));
     let input = dir.join("input.f32");
     std::fs::write(&input, common::bytes(&images)).unwrap();
-    let output = dir.join("logits.f32");
-    common::run_python(&python, "onnxruntime_logits.py", &[model, &input, &output]);
-    let bytes = std::fs::read(&output).unwrap();
-    let ort: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
     let tract = TractModel::load(model, "logits")
         .unwrap()
         .logits(&common::values(&images), 1)
         .unwrap();
-    let comparison = Comparison::new(&tract, &ort, CLASSES as usize).unwrap();
-    eprintln!("onnxruntime vs tract: {comparison}");
-    assert!(comparison.within(TOLERANCE), "{comparison}");
+    for (file, tolerance) in [(model, TOLERANCE), (fp16, F16_TOLERANCE)] {
+        let output = dir.join("logits.f32");
+        common::run_python(&python, "onnxruntime_logits.py", &[file, &input, &output]);
+        let bytes = std::fs::read(&output).unwrap();
+        let ort: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let comparison = Comparison::new(&tract, &ort, CLASSES as usize).unwrap();
+        eprintln!(
+            "onnxruntime on {} vs tract f32: {comparison}",
+            file.display()
+        );
+        assert!(comparison.within(tolerance), "{comparison}");
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Runs an exported model in ONNX Runtime (CPU) for tests/export_parity.rs.
+"""Checks an exported model with `onnx.checker` and runs it in ONNX Runtime (CPU), for
+tests/export_parity.rs.
 
     onnxruntime_logits.py MODEL.onnx INPUT.f32 OUTPUT.f32
 
@@ -10,11 +11,13 @@ the model's `logits` output, float32, row-major.
 import sys
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 
 def main():
     model, input_path, output_path = sys.argv[1:4]
+    onnx.checker.check_model(onnx.load(model), full_check=True)
     session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     (image_input,) = session.get_inputs()
     _, channels, height, width = image_input.shape
