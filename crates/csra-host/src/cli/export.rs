@@ -42,7 +42,7 @@ pub struct ExportArgs {
     /// paper's temperatures) in DIR/heads-H/, plus DIR/heads-baseline/ and DIR/heads-max/,
     /// all on the same backbone. Head counts other than the trained one replicate the trained
     /// classifier: their latency is real, their accuracy is not a trained model's.
-    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    #[arg(long, value_delimiter = ',')]
     heads: Vec<usize>,
     /// Square input side in pixels [default: the training size].
     #[arg(long)]
@@ -60,8 +60,11 @@ pub struct ExportArgs {
     /// Class names to write, one per line [default: the checkpoint's classes].
     #[arg(long)]
     labels: Option<PathBuf>,
+    /// Compare the written file against tch (the default).
+    #[arg(long, overrides_with = "no_verify")]
+    verify: bool,
     /// Do not compare the written file against tch.
-    #[arg(long)]
+    #[arg(long, overrides_with = "verify")]
     no_verify: bool,
     /// Images to verify on (repeat the flag) [default: the first --verify-count images of the
     /// checkpoint's validation set, else random pixels].
@@ -125,7 +128,9 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         .head()
         .weights()
         .context("cannot read the trained head")?;
-    let check = if args.no_verify {
+    // The flags override each other, so at most one is set; neither means verify.
+    let verify = args.verify || !args.no_verify;
+    let check = if !verify {
         None
     } else {
         let images = verification_images(&args.verify_images, args.verify_count, meta, input_size)?;
