@@ -113,6 +113,36 @@ impl DataSource {
         })
     }
 
+    /// A short human name for manifests and reports: `coco-mini val2017` for a COCO folder
+    /// laid out as [`DataSource::detect`] expects, `VOC2007 test` for a VOCdevkit year, else
+    /// the format and annotation path.
+    pub fn short_name(&self) -> String {
+        let file_name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        match self.format {
+            DataFormat::Coco => {
+                let split = self
+                    .annotations
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.strip_prefix("instances_"));
+                let root = self.annotations.parent().and_then(Path::parent);
+                match (root, split) {
+                    (Some(root), Some(split)) => format!("{} {split}", file_name(root)),
+                    _ => self.to_string(),
+                }
+            }
+            DataFormat::Voc => match &self.split {
+                Some(split) => format!("{} {split}", file_name(&self.annotations)),
+                None => self.to_string(),
+            },
+            _ => self.to_string(),
+        }
+    }
+
     /// Reads the split with the matching `csra-core` reader.
     ///
     /// # Errors

@@ -76,30 +76,46 @@ pub fn predict(
     loader: &Loader,
     device: Device,
 ) -> Result<Predictions, tch::TchError> {
+    predict_with(loader, model.config().num_classes, |pixels, shape| {
+        let images = batch_tensor(pixels, shape)?.to_device(device);
+        let out = tch::no_grad(|| model.forward_t(&images, false));
+        Vec::try_from(
+            out.to_kind(Kind::Float)
+                .to_device(Device::Cpu)
+                .flatten(0, -1),
+        )
+    })
+}
+
+/// Runs `logits_of` over one pass of `loader`: it maps a batch's `[N, 3, H, W]` pixels
+/// (row-major, with their shape) to its `[N, C]` logits. Any runtime fits: tch, or tract on an
+/// exported file.
+///
+/// # Errors
+///
+/// The first error of `logits_of`.
+pub fn predict_with<E>(
+    loader: &Loader,
+    num_classes: usize,
+    mut logits_of: impl FnMut(&[f32], [usize; 4]) -> Result<Vec<f32>, E>,
+) -> Result<Predictions, E> {
     let mut logits = Vec::new();
     let mut indices = Vec::new();
     let mut batches = loader.epoch(0);
     for batch in batches.by_ref() {
-        let images = batch_tensor(&batch.images, batch.shape)?.to_device(device);
-        let out = tch::no_grad(|| model.forward_t(&images, false));
-        let out: Vec<f32> = Vec::try_from(
-            out.to_kind(Kind::Float)
-                .to_device(Device::Cpu)
-                .flatten(0, -1),
-        )?;
-        logits.extend(out);
+        logits.extend(logits_of(&batch.images, batch.shape)?);
         indices.extend(batch.indices);
     }
     Ok(Predictions {
         logits,
         indices,
-        num_classes: model.config().num_classes,
+        num_classes,
         skipped: batches.skipped().to_vec(),
     })
 }
 
 /// An `[N, C, H, W]` tensor over a batch's pixels.
-pub(crate) fn batch_tensor(pixels: &[f32], shape: [usize; 4]) -> Result<Tensor, tch::TchError> {
+pub fn batch_tensor(pixels: &[f32], shape: [usize; 4]) -> Result<Tensor, tch::TchError> {
     let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
     Tensor::from_slice(pixels).f_view(dims.as_slice())
 }

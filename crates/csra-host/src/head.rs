@@ -9,9 +9,12 @@
 //!   trained baseline can be evaluated with the `Max` head unchanged.
 
 use csra_core::head::{HeadSpec, HeadVariant, Temperature};
+use csra_onnx::{ClassifierWeights, HeadWeights};
 use tch::nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use tch::nn::{Init, Path};
-use tch::{Kind, TchError, Tensor};
+use tch::{Device, Kind, TchError, Tensor};
+
+use crate::export::{tensor_values, ExportError};
 
 /// PyTorch's default for `nn.Conv2d` and `nn.Linear` weights: `kaiming_uniform_(a=√5)`, which
 /// is uniform in `±1/√fan_in`.
@@ -116,6 +119,75 @@ impl Head {
         } else {
             Err(Box::new(self))
         }
+    }
+
+    /// The spec with its classifiers as plain `f32` weights, ready for ONNX emission.
+    pub fn weights(&self) -> Result<HeadWeights, ExportError> {
+        let (classifiers, shape) = match &self.classifiers {
+            Classifiers::Csra(weights) => {
+                let classifiers = weights
+                    .iter()
+                    .map(|w| {
+                        Ok(ClassifierWeights {
+                            weight: tensor_values(w)?,
+                            bias: None,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, ExportError>>()?;
+                (classifiers, weights.first().map(Tensor::size))
+            }
+            Classifiers::Fc { weight, bias } => (
+                vec![ClassifierWeights {
+                    weight: tensor_values(weight)?,
+                    bias: Some(tensor_values(bias)?),
+                }],
+                Some(weight.size()),
+            ),
+        };
+        let shape = shape.unwrap_or_default();
+        let dim = |i: usize| shape.get(i).map_or(0, |&d| usize::try_from(d).unwrap_or(0));
+        Ok(HeadWeights::new(
+            self.spec.clone(),
+            dim(0),
+            dim(1),
+            classifiers,
+        )?)
+    }
+
+    /// A head computing what `weights` describe, on `device`: CSRA classifiers (which have no
+    /// bias) as `multi_head` weights, a `Max` or `Baseline` classifier as `fc`. Its tensors
+    /// belong to no `VarStore`; it is for inference.
+    pub fn from_weights(weights: &HeadWeights, device: Device) -> Result<Self, ExportError> {
+        let (c, d) = (weights.num_classes() as i64, weights.dim() as i64);
+        let tensor = |values: &[f32], shape: &[i64]| -> Result<Tensor, ExportError> {
+            Ok(Tensor::from_slice(values).f_view(shape)?.to_device(device))
+        };
+        let spec = weights.spec().clone();
+        let classifiers = match HeadLayout::of(&spec) {
+            HeadLayout::Csra { .. } => Classifiers::Csra(
+                weights
+                    .classifiers()
+                    .iter()
+                    .map(|classifier| match classifier.bias {
+                        Some(_) => Err(ExportError::Unsupported(
+                            "a csra head's classifiers have no bias".to_owned(),
+                        )),
+                        None => tensor(&classifier.weight, &[c, d, 1, 1]),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            HeadLayout::Fc => {
+                let classifier = weights.classifiers().first().ok_or_else(|| {
+                    ExportError::Unsupported("a head needs one classifier".to_owned())
+                })?;
+                let zeros = vec![0.0; weights.num_classes()];
+                Classifiers::Fc {
+                    weight: tensor(&classifier.weight, &[c, d])?,
+                    bias: tensor(classifier.bias.as_deref().unwrap_or(&zeros), &[c])?,
+                }
+            }
+        };
+        Ok(Self { spec, classifiers })
     }
 
     /// Logits `[N, C]` of a feature map `[N, d, h, w]`: each head's `base + λ·att`, summed.

@@ -6,12 +6,14 @@
 //! - [`data_source`]: which dataset files to read;
 //! - [`train`]: the official recipe, checkpoints, the JSON-lines log;
 //! - [`evaluate`]: predictions over a dataset and the paper's metrics;
+//! - [`export`]: the eval-mode network as verified ONNX with a manifest;
 //! - [`plot`], [`overlay`]: the training plot and attention heat maps.
 
 pub mod backbone;
 pub mod data;
 pub mod data_source;
 pub mod evaluate;
+pub mod export;
 mod font;
 pub mod head;
 pub mod model;

@@ -94,6 +94,16 @@ impl CsraModel {
         &self.config
     }
 
+    /// The backbone.
+    pub fn backbone(&self) -> &Backbone {
+        &self.backbone
+    }
+
+    /// The head.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
     /// The backbone's feature map `[N, d, h, w]` of `[N, 3, H, W]` images. BatchNorm uses batch
     /// statistics only when `train` and BatchNorm is not frozen.
     pub fn features(&self, images: &Tensor, train: bool) -> Tensor {

@@ -225,6 +225,10 @@ pub struct Provenance {
     pub commit: Option<String>,
     /// The tool and version that wrote the manifest, e.g. `csra-host 0.1.0`.
     pub created_by: String,
+    /// Anything a user of the model must know about how it was made, e.g. that its extra
+    /// heads replicate one trained classifier and serve latency measurements only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Quality measured on a named evaluation set.

@@ -16,6 +16,7 @@ fn sample() -> Manifest {
         epochs: 12,
         commit: Some("0123abc".into()),
         created_by: "csra-host 0.1.0".into(),
+        note: None,
     };
     let mut m = Manifest::new(
         "model.onnx",

@@ -1,9 +1,14 @@
 //! The two building blocks every backbone is made of: a bias-free convolution and BatchNorm,
-//! with torchvision's parameter names, defaults and initialisation.
+//! with torchvision's parameter names, defaults and initialisation; and their ONNX form, one
+//! `Conv` with BatchNorm folded in, plus the activations.
 
+use csra_onnx::{GraphBuilder, Op, Value};
 use tch::nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use tch::nn::{Init, Path};
 use tch::{Kind, TchError, Tensor};
+
+use crate::export::batchnorm::{fold, BatchNormParams};
+use crate::export::{tensor_values, ExportError};
 
 /// torchvision's `nn.BatchNorm2d` defaults.
 const BN_EPS: f64 = 1e-5;
@@ -159,4 +164,71 @@ impl ConvBn {
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         self.bn.forward(&self.conv.forward(x), train)
     }
+
+    /// The ONNX form: one `Conv` named `name`, with the BatchNorm folded in.
+    pub fn emit(&self, g: &mut GraphBuilder, x: &Value, name: &str) -> Result<Value, ExportError> {
+        emit_conv_bn(g, x, name, &self.conv, &self.bn)
+    }
+}
+
+/// Emits `conv` followed by eval-mode `bn` as one ONNX `Conv` named `name`, BatchNorm folded
+/// into its weight and bias.
+pub(crate) fn emit_conv_bn(
+    g: &mut GraphBuilder,
+    x: &Value,
+    name: &str,
+    conv: &Conv,
+    bn: &BatchNorm,
+) -> Result<Value, ExportError> {
+    let dims: Vec<usize> = conv
+        .weight
+        .size()
+        .iter()
+        .map(|&d| usize::try_from(d).unwrap_or(0))
+        .collect();
+    let (gamma, beta) = (tensor_values(&bn.weight)?, tensor_values(&bn.bias)?);
+    let (mean, var) = (
+        tensor_values(&bn.running_mean)?,
+        tensor_values(&bn.running_var)?,
+    );
+    let (weight, bias) = fold(
+        &tensor_values(&conv.weight)?,
+        BatchNormParams {
+            gamma: &gamma,
+            beta: &beta,
+            mean: &mean,
+            var: &var,
+            eps: BN_EPS,
+        },
+    );
+    let weight = g.initializer_f32(&format!("{name}.weight"), &dims, &weight)?;
+    let bias = g.initializer_f32(&format!("{name}.bias"), &dims[..1], &bias)?;
+    let kernel: Vec<i64> = conv.weight.size().into_iter().skip(2).collect();
+    let op = Op::new("Conv")
+        .ints("kernel_shape", &kernel)
+        .ints("strides", &[conv.stride, conv.stride])
+        .ints("pads", &[conv.padding; 4])
+        .int("group", conv.groups);
+    Ok(g.node(name, op, &[x, &weight, &bias]))
+}
+
+/// `Relu`.
+pub(crate) fn emit_relu(g: &mut GraphBuilder, x: &Value, name: &str) -> Value {
+    g.node(name, Op::new("Relu"), &[x])
+}
+
+/// ReLU6 as `Clip(x, 0, 6)`, its bounds shared by every Clip of the graph as 0-d tensors
+/// (ONNX Runtime and TensorRT want scalars there).
+pub(crate) fn emit_relu6(
+    g: &mut GraphBuilder,
+    x: &Value,
+    name: &str,
+) -> Result<Value, ExportError> {
+    let bound = |g: &mut GraphBuilder, name: &str, value: f32| match g.value(name) {
+        Some(existing) => Ok(existing),
+        None => g.initializer_f32(name, &[], &[value]),
+    };
+    let low = bound(g, "relu6.min", 0.0)?;
+    let high = bound(g, "relu6.max", 6.0)?;
+    Ok(g.node(name, Op::new("Clip"), &[x, &low, &high]))
 }

@@ -2,10 +2,12 @@
 //! `features.0.{0,1}` (stem), `features.1..=17.conv.*` (inverted residuals),
 //! `features.18.{0,1}` (the final 1×1 convolution to 1280 channels).
 
+use csra_onnx::{GraphBuilder, Op, Value};
 use tch::nn::Path;
 use tch::{TchError, Tensor};
 
-use super::layers::{ConvBn, ConvSpec};
+use super::layers::{emit_relu6, ConvBn, ConvSpec};
+use crate::export::ExportError;
 
 /// The final feature map's channels.
 pub(crate) const FEATURE_DIM: i64 = 1280;
@@ -82,6 +84,22 @@ impl InvertedResidual {
             y
         }
     }
+
+    /// The ONNX form, its nodes named after torchvision's `name.conv.i`.
+    fn emit(&self, g: &mut GraphBuilder, x: &Value, name: &str) -> Result<Value, ExportError> {
+        let mut hidden = x.clone();
+        for (i, layer) in self.activated.iter().enumerate() {
+            let conv = layer.emit(g, &hidden, &format!("{name}.conv.{i}"))?;
+            hidden = emit_relu6(g, &conv, &format!("{name}.conv.{i}.relu6"))?;
+        }
+        let project = format!("{name}.conv.{}", self.activated.len());
+        let y = self.project.emit(g, &hidden, &project)?;
+        Ok(if self.residual {
+            g.node(&format!("{name}.add"), Op::new("Add"), &[&y, x])
+        } else {
+            y
+        })
+    }
 }
 
 /// MobileNetV2's `features`: `[N, 3, H, W]` → `[N, 1280, H/32, W/32]`.
@@ -135,5 +153,18 @@ impl MobileNetV2 {
             .iter()
             .fold(x, |x, block| block.forward(&x, bn_train));
         self.head.forward(&x, bn_train).relu6_()
+    }
+
+    /// The ONNX form of [`MobileNetV2::forward`] in eval mode, from `x` to the final feature
+    /// map; ReLU6 becomes `Clip(0, 6)`, depthwise convolutions keep their `group`.
+    pub fn emit(&self, g: &mut GraphBuilder, x: &Value) -> Result<Value, ExportError> {
+        let stem = self.stem.emit(g, x, "features.0")?;
+        let mut x = emit_relu6(g, &stem, "features.0.relu6")?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.emit(g, &x, &format!("features.{}", i + 1))?;
+        }
+        let last = format!("features.{}", self.blocks.len() + 1);
+        let head = self.head.emit(g, &x, &last)?;
+        emit_relu6(g, &head, &format!("{last}.relu6"))
     }
 }

@@ -9,11 +9,13 @@ mod resnet;
 use std::fmt;
 use std::str::FromStr;
 
+use csra_onnx::{GraphBuilder, Value};
 use serde::{Deserialize, Serialize};
 use tch::nn::Path;
 use tch::{TchError, Tensor};
 use thiserror::Error;
 
+use crate::export::ExportError;
 use mobilenet_v2::MobileNetV2;
 use resnet::{ResNet, ResNetSpec};
 
@@ -58,6 +60,13 @@ impl Arch {
             Some(spec) => spec.feature_dim(),
             None => mobilenet_v2::FEATURE_DIM,
         }
+    }
+
+    /// The side of the final feature map for a square input of side `input`: every backbone
+    /// halves the resolution five times, rounding up as its stride-2 convolutions and pooling
+    /// (kernel 3, padding 1; kernel 1, padding 0; kernel 7, padding 3) do.
+    pub fn feature_size(self, input: usize) -> usize {
+        (0..5).fold(input, |side, _| side.div_ceil(2))
     }
 
     /// torchvision's name for the architecture (`resnet50`, `mobilenet_v2`).
@@ -158,6 +167,16 @@ impl Backbone {
         match &self.net {
             Net::ResNet(net) => net.forward(images, bn_train),
             Net::MobileNetV2(net) => net.forward(images, bn_train),
+        }
+    }
+
+    /// Appends the eval-mode network to `g`, reading the image tensor `images`, and returns
+    /// the final feature map: every convolution with its BatchNorm folded in, ReLU6 as Clip,
+    /// residual adds and depthwise groups kept.
+    pub fn emit(&self, g: &mut GraphBuilder, images: &Value) -> Result<Value, ExportError> {
+        match &self.net {
+            Net::ResNet(net) => net.emit(g, images),
+            Net::MobileNetV2(net) => net.emit(g, images),
         }
     }
 }

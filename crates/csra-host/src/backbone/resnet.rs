@@ -1,10 +1,12 @@
 //! torchvision's ResNet (v1.5: the stride sits in the 3×3 convolution) up to `layer4`, with its
 //! parameter names: `conv1`, `bn1`, `layerL.B.{conv1,bn1,...}`, `layerL.B.downsample.{0,1}`.
 
+use csra_onnx::{GraphBuilder, Op, Value};
 use tch::nn::Path;
 use tch::{TchError, Tensor};
 
-use super::layers::{BatchNorm, Conv, ConvBn, ConvSpec};
+use super::layers::{emit_conv_bn, emit_relu, BatchNorm, Conv, ConvBn, ConvSpec};
+use crate::export::ExportError;
 
 /// Which residual block a ResNet stacks, and how many per stage.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +35,8 @@ impl ResNetSpec {
 /// One residual block: basic (two 3×3 convolutions) or bottleneck (1×1, 3×3, 1×1).
 #[derive(Debug)]
 struct Block {
+    /// torchvision's name of the block, `layerL.B`, for the ONNX node names.
+    name: String,
     convs: Vec<ConvBn>,
     /// The 1×1 projection on the shortcut of a block that changes shape.
     downsample: Option<ConvBn>,
@@ -41,6 +45,7 @@ struct Block {
 impl Block {
     fn new(
         path: &Path<'_>,
+        name: String,
         spec: ResNetSpec,
         in_channels: i64,
         planes: i64,
@@ -78,7 +83,11 @@ impl Block {
         } else {
             None
         };
-        Ok(Self { convs, downsample })
+        Ok(Self {
+            name,
+            convs,
+            downsample,
+        })
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
@@ -95,6 +104,24 @@ impl Block {
             None => x.shallow_clone(),
         };
         (y + shortcut).relu_()
+    }
+
+    fn emit(&self, g: &mut GraphBuilder, x: &Value) -> Result<Value, ExportError> {
+        let name = &self.name;
+        let last = self.convs.len() - 1;
+        let mut y = x.clone();
+        for (i, conv) in self.convs.iter().enumerate() {
+            y = conv.emit(g, &y, &format!("{name}.conv{}", i + 1))?;
+            if i < last {
+                y = emit_relu(g, &y, &format!("{name}.relu{}", i + 1));
+            }
+        }
+        let shortcut = match &self.downsample {
+            Some(projection) => projection.emit(g, x, &format!("{name}.downsample"))?,
+            None => x.clone(),
+        };
+        let sum = g.node(&format!("{name}.add"), Op::new("Add"), &[&y, &shortcut]);
+        Ok(emit_relu(g, &sum, &format!("{name}.out")))
     }
 }
 
@@ -120,6 +147,7 @@ impl ResNet {
                 let stride = if stage > 0 && b == 0 { 2 } else { 1 };
                 layers.push(Block::new(
                     &(&layer / b),
+                    format!("layer{}.{b}", stage + 1),
                     spec,
                     in_channels,
                     planes,
@@ -138,5 +166,20 @@ impl ResNet {
         self.layers
             .iter()
             .fold(x, |x, block| block.forward(&x, bn_train))
+    }
+
+    /// The ONNX form of [`ResNet::forward`] in eval mode, from `x` to the final feature map.
+    pub fn emit(&self, g: &mut GraphBuilder, x: &Value) -> Result<Value, ExportError> {
+        let x = emit_conv_bn(g, x, "conv1", &self.conv1, &self.bn1)?;
+        let x = emit_relu(g, &x, "relu");
+        let pool = Op::new("MaxPool")
+            .ints("kernel_shape", &[3, 3])
+            .ints("strides", &[2, 2])
+            .ints("pads", &[1, 1, 1, 1]);
+        let mut x = g.node("maxpool", pool, &[&x]);
+        for block in &self.layers {
+            x = block.emit(g, &x)?;
+        }
+        Ok(x)
     }
 }

@@ -12,6 +12,9 @@ macro_rules! outln {
 mod common;
 mod eval;
 mod explain;
+mod export;
+mod export_check;
+mod graft;
 mod predict;
 mod train;
 
@@ -19,7 +22,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Train, evaluate and inspect CSRA multi-label models (libtorch, GPU when present).
+/// Train, evaluate, inspect and export CSRA multi-label models (libtorch, GPU when present).
 #[derive(Debug, Parser)]
 #[command(name = "csra-host", version, about)]
 pub struct Cli {
@@ -55,6 +58,10 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Write attention heat maps over images (the paper's Fig. 4).
     Explain(explain::ExplainArgs),
+    /// Export a checkpoint to ONNX with its manifest and labels, verified against tch in tract.
+    Export(Box<export::ExportArgs>),
+    /// Turn any ONNX classifier with a GAP + FC tail into the training-free Max head.
+    Graft(graft::GraftArgs),
 }
 
 /// Runs the parsed command.
@@ -64,5 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Export(args) => export::run(*args),
+        Command::Graft(args) => graft::run(args),
     }
 }

@@ -12,7 +12,7 @@ use tch::{Device, Tensor};
 use super::history::EpochRecord;
 use super::{Recipe, TrainError};
 use crate::data_source::DataSource;
-use crate::ModelConfig;
+use crate::{Arch, ModelConfig};
 
 /// The `format` field of every checkpoint description.
 pub const FORMAT: &str = "csra-checkpoint";
@@ -20,6 +20,9 @@ pub const FORMAT: &str = "csra-checkpoint";
 pub const VERSION: u32 = 1;
 /// The description of the newest checkpoint in a run directory.
 pub const LATEST: &str = "latest.json";
+
+/// How many missing or misshapen tensors an error lists before it only counts the rest.
+const MAX_LISTED_PROBLEMS: usize = 8;
 
 /// How far training got when a checkpoint was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -156,13 +159,29 @@ impl Checkpoint {
         if problems.is_empty() {
             return Ok(());
         }
+        let arch = self.meta.model.arch;
+        let backbone_names = self.tensors.keys().filter_map(|name| {
+            name.strip_prefix(crate::BACKBONE_PREFIX)
+                .and_then(|n| n.strip_prefix('.'))
+        });
+        let reason = match Arch::guess_from_names(backbone_names) {
+            Some(found) if found != arch => format!(
+                "its description says {arch} but its tensors are those of a {found}; pass the \
+                 checkpoint .json that was written with these weights, or its run directory"
+            ),
+            _ => {
+                let shown = problems.len().min(MAX_LISTED_PROBLEMS);
+                let more = problems.len() - shown;
+                let mut listed = problems[..shown].join("; ");
+                if more > 0 {
+                    listed.push_str(&format!("; and {more} more"));
+                }
+                format!("does not fit a {arch} model: {listed}")
+            }
+        };
         Err(TrainError::Checkpoint {
             path: self.path.clone(),
-            reason: format!(
-                "does not fit a {} model: {}",
-                self.meta.model.arch,
-                problems.join("; ")
-            ),
+            reason,
         })
     }
 }

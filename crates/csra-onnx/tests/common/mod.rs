@@ -297,6 +297,7 @@ pub fn target(dir: &Path, name: &str, classes: usize) -> csra_onnx::graft::Graft
             epochs: 0,
             commit: None,
             created_by: "csra-onnx tests".to_owned(),
+            note: None,
         },
         preprocess: Preprocess::official(),
         color: ColorOrder::Rgb,
