@@ -65,7 +65,7 @@ impl AttentionSaver {
 
     /// Whether frame number `frame` (counted from 0) gets pictures.
     pub fn wants(&self, frame: u64) -> bool {
-        frame % self.every == 0
+        frame.is_multiple_of(self.every)
     }
 
     /// Draws and writes the pictures of one frame; `picture` is `(width, height, rgb8)`.

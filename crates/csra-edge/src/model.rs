@@ -170,10 +170,13 @@ impl ModelFiles {
 /// Where the default model is looked for: under the current directory, then in the checkout
 /// this binary was built from.
 pub fn default_model_dirs() -> Vec<PathBuf> {
-    let built_in = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(DEFAULT_MODEL_DIR);
-    vec![PathBuf::from(DEFAULT_MODEL_DIR), built_in]
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // crates/csra-edge → the checkout's root.
+    let checkout = crate_dir.ancestors().nth(2).unwrap_or(crate_dir);
+    vec![
+        PathBuf::from(DEFAULT_MODEL_DIR),
+        checkout.join(DEFAULT_MODEL_DIR),
+    ]
 }
 
 fn folder_manifest(dir: &Path) -> Result<PathBuf, ModelError> {

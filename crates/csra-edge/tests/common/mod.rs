@@ -182,7 +182,12 @@ impl Direct {
         let tensor = Tensor::from_shape(&[1, 3, SIZE, SIZE], input).unwrap();
         let out = self.0.run(tvec!(tensor.into_tvalue())).unwrap();
         let values = |i: usize| -> Vec<f32> {
-            out[i].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
+            out[i]
+                .try_as_plain_ram()
+                .unwrap()
+                .as_slice::<f32>()
+                .unwrap()
+                .to_vec()
         };
         // Outputs in graph order: logits, probs, attention, features.
         DirectRun {
