@@ -25,7 +25,6 @@
 //!
 //! # fn main() -> anyhow::Result<()> {
 //! let model = ModelFiles::open("models/mobilenet_v2-coco-mini".as_ref())?;
-//! model.check_onnx()?;
 //! let backend = Box::new(TractBackend::load(&model, 2)?);
 //! let post = PostprocessConfig::from_manifest(&model.manifest, None);
 //! let mut pipeline = Pipeline::new(&model.manifest, backend, post, PipelineOptions::default())?;

@@ -110,7 +110,6 @@ fn to_yuyv(rgb: &[u8], width: usize, height: usize) -> Vec<u8> {
 
 fn pipeline(model: &common::TestModel, options: PipelineOptions) -> Pipeline {
     let files = ModelFiles::open(&model.dir).unwrap();
-    files.check_onnx().unwrap();
     let backend = Box::new(TractBackend::load(&files, 1).unwrap());
     let mut post = PostprocessConfig::from_manifest(&files.manifest, None);
     post.thresholds = vec![0.0; post.thresholds.len()];
@@ -291,4 +290,32 @@ fn the_stop_flag_ends_the_run_after_the_current_frame() {
     assert_eq!(summary.stop, StopReason::Stopped);
     assert_eq!(summary.frames, 3);
     assert_eq!(sink.0.lock().unwrap().1, 1, "flushed once");
+}
+
+/// tract's multithreaded kernels split the matrix products across threads; the outputs stay
+/// those of one thread (each output element is still summed in one order by one thread).
+#[test]
+fn more_threads_give_the_same_outputs() {
+    use csra_edge::backend::Backend;
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 15);
+    let files = ModelFiles::open(&model.dir).unwrap();
+    let mut one = TractBackend::load(&files, 1).unwrap();
+    let mut four = TractBackend::load(&files, 4).unwrap();
+    assert!(four.describe().contains("4 threads"), "{}", four.describe());
+    let input: Vec<f32> = (0..one.input_len())
+        .map(|i| (i % 97) as f32 / 48.0 - 1.0)
+        .collect();
+    let (a, b) = (one.run(&input).unwrap(), four.run(&input).unwrap());
+    let max = a
+        .probs
+        .iter()
+        .zip(&b.probs)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(max <= 1e-6, "probabilities differ by {max}");
+    assert_eq!(
+        a.attention.unwrap().data.len(),
+        b.attention.unwrap().data.len()
+    );
 }

@@ -42,6 +42,9 @@ impl AttentionMaps {
 /// An error loading or running a network.
 #[derive(Debug, Error)]
 pub enum BackendError {
+    /// The model's files cannot be read, or its manifest disagrees with its ONNX.
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
     /// The engine could not load, type or optimise the network.
     #[error("{}: the {engine} backend cannot load it: {reason}", model.display())]
     Load {

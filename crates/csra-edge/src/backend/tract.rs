@@ -25,9 +25,10 @@ pub struct TractBackend {
 }
 
 impl TractBackend {
-    /// Loads `model` (already checked with [`ModelFiles::check_onnx`]) to run on `threads`
-    /// threads (1 = the calling thread only).
+    /// Checks `model`'s ONNX against its manifest ([`ModelFiles::check_onnx`]) and loads it
+    /// to run on `threads` threads (1 = the calling thread only).
     pub fn load(model: &ModelFiles, threads: usize) -> Result<Self, BackendError> {
+        model.check_onnx()?;
         let threads = threads.max(1);
         let executor = executor(threads)?;
         let manifest = &model.manifest;

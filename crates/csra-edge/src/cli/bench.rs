@@ -84,7 +84,6 @@ fn expand_family(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 fn measure(path: &Path, args: &BenchArgs) -> anyhow::Result<Measurement> {
     let model = ModelFiles::open(path)?;
-    model.check_onnx()?;
     let mut backend = TractBackend::load(&model, args.threads)?;
     // A fixed, non-constant input: constant inputs can take shortcuts in some kernels.
     let input: Vec<f32> = (0..backend.input_len())

@@ -25,7 +25,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let stop = signals::stop_flag()?;
     let mut stream = open_stream(args, &profile, &stop)?;
     let model = ModelFiles::locate(args.model.as_deref())?;
-    model.check_onnx()?;
     let manifest = &model.manifest;
     if manifest.input.width != profile.input_size || manifest.input.height != profile.input_size {
         log::info!(
