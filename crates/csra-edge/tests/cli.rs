@@ -436,57 +436,62 @@ fn the_camera_branch_says_it_is_not_built() {
     assert_fails(&output, &["/dev/video9"]);
 }
 
-/// SIGINT during a looped run: the run finishes its frame, flushes, and exits with 0; every
-/// line on stdout is complete JSON.
+/// SIGINT (Ctrl-C) or SIGTERM (systemd's stop) during a looped run: the run finishes its
+/// frame, flushes, and exits with 0; every line on stdout is complete JSON.
 #[test]
-fn sigint_ends_cleanly_with_exit_code_zero() {
+fn sigint_and_sigterm_end_cleanly_with_exit_code_zero() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::write_model(dir.path(), 10);
     let photos = dir.path().join("photos");
     std::fs::create_dir(&photos).unwrap();
     common::photo_subset(&photos);
-    let mut child = edge()
-        .args(["--device", "x86-cpu", "--threads", "1", "--loop", "--model"])
-        .arg(&model.dir)
-        .arg("--input")
-        .arg(&photos)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    for _ in 0..3 {
-        stdout.read_line(&mut seen).unwrap();
-    }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
+    for signal in ["-INT", "-TERM"] {
+        let mut child = edge()
+            .args(["--device", "x86-cpu", "--threads", "1", "--loop", "--model"])
+            .arg(&model.dir)
+            .arg("--input")
+            .arg(&photos)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut seen = String::new();
+        for _ in 0..3 {
+            stdout.read_line(&mut seen).unwrap();
         }
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let exit = loop {
+            if let Some(exit) = child.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "csra-edge did not stop after {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        stdout.read_to_string(&mut seen).unwrap();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert_eq!(exit.code(), Some(0), "{signal}: {err}");
         assert!(
-            Instant::now() < deadline,
-            "csra-edge did not stop after SIGINT"
+            seen.ends_with('\n'),
+            "{signal}: last line incomplete: {seen:?}"
         );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    stdout.read_to_string(&mut seen).unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert_eq!(exit.code(), Some(0), "{err}");
-    assert!(seen.ends_with('\n'), "last line incomplete: {seen:?}");
-    for line in seen.lines() {
-        serde_json::from_str::<Value>(line).unwrap();
+        for line in seen.lines() {
+            serde_json::from_str::<Value>(line).unwrap();
+        }
+        assert!(err.contains("done (Stopped)"), "{signal}: {err}");
     }
-    assert!(err.contains("done (Stopped)"), "{err}");
 }
