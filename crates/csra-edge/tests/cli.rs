@@ -402,6 +402,9 @@ fn unreadable_images_are_skipped_counted_and_reported() {
     // Nothing readable at all: an error.
     let output = run_on(&model.dir, &photos.join("b_truncated.jpg"), &[]);
     assert_fails(&output, &["none of the 1 input frame(s) could be read"]);
+    // Looped over nothing readable: it gives up after one pass instead of spinning.
+    let output = run_on(&model.dir, &photos.join("b_truncated.jpg"), &["--loop"]);
+    assert_fails(&output, &["none of the 1 input frame(s) could be read"]);
     // Nothing matching at all.
     let output = run_on(&model.dir, &photos.join("*.gif"), &[]);
     assert_fails(&output, &["no image files found"]);

@@ -23,7 +23,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     check_flags(args)?;
     let profile = profile(args.device.as_deref())?;
     let stop = signals::stop_flag()?;
-    let mut stream = open_stream(args, &profile, &stop)?;
+    let (mut stream, bad_frame_limit) = open_stream(args, &profile, &stop)?;
     let model = ModelFiles::locate(args.model.as_deref())?;
     let manifest = &model.manifest;
     if manifest.input.width != profile.input_size || manifest.input.height != profile.input_size {
@@ -37,7 +37,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         );
     }
     let backend = backend(&model, &profile, args.threads)?;
-    let options = pipeline_options(args, &model)?;
+    let options = PipelineOptions {
+        bad_frame_limit,
+        ..pipeline_options(args, &model)?
+    };
     let mut pipeline = Pipeline::new(manifest, backend, postprocess(args, &model), options)?;
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(LineWriter::stdout())];
     if let Some(url) = &args.mqtt {
@@ -48,18 +51,19 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 /// The frames to process: `--input` files, or the `--camera` with the profile's defaults
-/// overridden by the `--input-*` flags.
+/// overridden by the `--input-*` flags; and after how many bad frames in a row to give up
+/// (a whole pass over the files; never for a camera).
 fn open_stream(
     args: &RunArgs,
     profile: &DeviceProfile,
     stop: &Arc<AtomicBool>,
-) -> anyhow::Result<Box<dyn FrameStream>> {
+) -> anyhow::Result<(Box<dyn FrameStream>, Option<u64>)> {
     if let Some(input) = &args.input {
         let files = expand_input(input)?;
         log::info!("reading {} image file(s) from {input}", files.len());
-        return Ok(Box::new(
-            FileStream::new(files, args.looped).with_stop(Arc::clone(stop)),
-        ));
+        let pass = files.len() as u64;
+        let stream = FileStream::new(files, args.looped).with_stop(Arc::clone(stop));
+        return Ok((Box::new(stream), Some(pass)));
     }
     let Some(device) = &args.camera else {
         bail!("nothing to read: pass --input PATH|DIR|GLOB (image files) or --camera DEV");
@@ -72,7 +76,7 @@ fn open_stream(
         args.input_rate,
         args.input_codec,
     );
-    camera::open_camera(&settings)
+    Ok((camera::open_camera(&settings)?, None))
 }
 
 /// Checks flag values clap cannot check by type.
@@ -175,6 +179,7 @@ fn pipeline_options(args: &RunArgs, model: &ModelFiles) -> anyhow::Result<Pipeli
         max_frames: args.frames,
         stats_every: Duration::from_secs_f64(args.stats_interval),
         attention,
+        bad_frame_limit: None,
     })
 }
 
@@ -222,6 +227,12 @@ fn report(summary: &Summary) -> anyhow::Result<()> {
     if summary.frames == 0 && summary.bad_frames > 0 && summary.stop != StopReason::Stopped {
         bail!(
             "none of the {} input frame(s) could be read or decoded",
+            summary.bad_frames
+        );
+    }
+    if summary.stop == StopReason::BadFrames {
+        bail!(
+            "stopped: a whole pass over the input files could not be read or decoded ({} bad frame(s) in all)",
             summary.bad_frames
         );
     }

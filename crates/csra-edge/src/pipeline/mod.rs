@@ -59,6 +59,9 @@ pub struct PipelineOptions {
     pub stats_every: Duration,
     /// Where attention pictures go (`--save-attention`).
     pub attention: Option<AttentionSaver>,
+    /// End the run after this many bad frames in a row (a looped file list that holds nothing
+    /// readable would otherwise spin for ever); `None` keeps going, as a camera should.
+    pub bad_frame_limit: Option<u64>,
 }
 
 impl Default for PipelineOptions {
@@ -69,6 +72,7 @@ impl Default for PipelineOptions {
             max_frames: None,
             stats_every: Duration::from_secs(10),
             attention: None,
+            bad_frame_limit: None,
         }
     }
 }
@@ -84,6 +88,8 @@ pub enum StopReason {
     FrameLimit,
     /// A sink's reader went away (a closed pipe).
     SinkClosed,
+    /// [`PipelineOptions::bad_frame_limit`] bad frames came in a row.
+    BadFrames,
 }
 
 /// What a run did.
@@ -175,6 +181,7 @@ impl Pipeline {
         let mut latencies = LatencyWindow::new(LATENCY_WINDOW);
         let mut meter = RateMeter::new(start);
         let mut taken = 0u64;
+        let mut bad_in_a_row = 0u64;
         let mut summary = Summary {
             frames: 0,
             bad_frames: 0,
@@ -194,6 +201,13 @@ impl Pipeline {
             if self.options.max_frames.is_some_and(|n| taken >= n) {
                 break StopReason::FrameLimit;
             }
+            if self
+                .options
+                .bad_frame_limit
+                .is_some_and(|n| bad_in_a_row >= n)
+            {
+                break StopReason::BadFrames;
+            }
             let frame = match stream.next() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => {
@@ -205,6 +219,7 @@ impl Pipeline {
                 }
                 Err(SourceError::Io { what, source }) => {
                     taken += 1;
+                    bad_in_a_row += 1;
                     summary.bad_frames += 1;
                     log::warn!("skipped {what}: cannot read it ({source})");
                     continue;
@@ -215,12 +230,14 @@ impl Pipeline {
             let processed = match self.process(&frame) {
                 Ok(processed) => processed,
                 Err(FrameFailure::Bad(error)) => {
+                    bad_in_a_row += 1;
                     summary.bad_frames += 1;
                     log::warn!("skipped a frame: {error}");
                     continue;
                 }
                 Err(FrameFailure::Fatal(error)) => return Err(error.into()),
             };
+            bad_in_a_row = 0;
             let frame_number = summary.frames;
             summary.frames += 1;
             meter.tick();
