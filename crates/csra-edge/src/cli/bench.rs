@@ -58,13 +58,25 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
 /// A model path, or the `heads-*` model folders inside a family folder (sorted by head count).
 fn expand_family(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    if !path.is_dir() || ModelFiles::open(path).is_ok() {
+    if !path.is_dir() {
         return Ok(vec![path.to_owned()]);
     }
-    let entries = std::fs::read_dir(path).with_context(|| format!("listing {}", path.display()))?;
-    let mut members: Vec<(usize, PathBuf)> = entries
+    let entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("listing {}", path.display()))?
         .filter_map(Result::ok)
         .map(|e| e.path())
+        .collect();
+    // A folder with a manifest is a model, even a broken one: its error is the useful one.
+    let is_manifest = |p: &PathBuf| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(".manifest.json"))
+    };
+    if entries.iter().any(is_manifest) {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut members: Vec<(usize, PathBuf)> = entries
+        .into_iter()
         .filter(|p| p.is_dir())
         .filter_map(|p| {
             let name = p.file_name()?.to_str()?;
