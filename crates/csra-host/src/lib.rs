@@ -17,7 +17,8 @@ pub mod export;
 mod font;
 pub mod head;
 pub mod model;
-pub mod overlay;
+/// Attention heat maps and captions, from the shared `csra-overlay` crate.
+pub use csra_overlay as overlay;
 pub mod plot;
 pub mod train;
 pub mod weights;

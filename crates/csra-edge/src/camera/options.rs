@@ -6,7 +6,8 @@ use std::str::FromStr;
 use thiserror::Error;
 
 /// A camera pixel encoding the runtime can decode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum Codec {
     /// Motion JPEG (V4L2 `MJPG`): one JPEG per frame, what USB cameras offer at high
     /// resolutions.

@@ -1,6 +1,10 @@
 //! Where result lines go. Every record the pipeline emits is one JSON object on one line;
 //! a sink delivers such lines to stdout, a file or an MQTT broker.
 
+mod stdout;
+
+pub use stdout::LineWriter;
+
 use thiserror::Error;
 
 pub mod mqtt;

@@ -59,7 +59,8 @@ impl DecodedCache {
     fn reserve(&self, bytes: usize) -> bool {
         self.used
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-                used.checked_add(bytes).filter(|&total| total <= self.budget)
+                used.checked_add(bytes)
+                    .filter(|&total| total <= self.budget)
             })
             .is_ok()
     }
@@ -82,19 +83,28 @@ mod tests {
     #[test]
     fn keeps_pictures_until_the_budget_is_spent() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (picture(dir.path(), "a.png", 4), picture(dir.path(), "b.png", 4));
+        let (a, b) = (
+            picture(dir.path(), "a.png", 4),
+            picture(dir.path(), "b.png", 4),
+        );
         // 4×4 RGB is 48 bytes: room for one picture, not two.
         let cache = DecodedCache::new(2, 60);
         let first = cache.load(0, &a).unwrap();
         assert_eq!(cache.used(), 48);
         std::fs::remove_file(&a).unwrap();
         let again = cache.load(0, &a).unwrap();
-        assert!(Arc::ptr_eq(&first, &again), "a cached picture is not read again");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "a cached picture is not read again"
+        );
 
         cache.load(1, &b).unwrap();
         assert_eq!(cache.used(), 48, "over budget: decoded but not kept");
         std::fs::remove_file(&b).unwrap();
-        assert!(cache.load(1, &b).is_err(), "an uncached picture is read each time");
+        assert!(
+            cache.load(1, &b).is_err(),
+            "an uncached picture is read each time"
+        );
     }
 
     #[test]
@@ -109,6 +119,9 @@ mod tests {
         let cache = DecodedCache::new(1, 1 << 20);
         assert!(cache.load(0, &missing).is_err());
         picture(dir.path(), "missing.png", 2);
-        assert!(cache.load(0, &missing).is_ok(), "a fixed file loads on the next try");
+        assert!(
+            cache.load(0, &missing).is_ok(),
+            "a fixed file loads on the next try"
+        );
     }
 }

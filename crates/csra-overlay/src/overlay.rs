@@ -40,7 +40,7 @@ pub enum OverlayError {
         value: f32,
     },
     /// The embedded font could not be loaded.
-    #[error("the embedded DejaVu font could not be loaded; rebuild csra-host")]
+    #[error("the embedded DejaVu font could not be loaded; rebuild with an intact `dejavu` crate")]
     Font,
 }
 

@@ -1,0 +1,96 @@
+//! What runs the network: a small trait with one implementation per inference engine. tract
+//! (pure Rust, CPU) is here; TensorRT comes behind the same trait.
+
+mod tract;
+
+pub use self::tract::TractBackend;
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// The network outputs for one input picture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outputs {
+    /// Raw scores, one per class.
+    pub logits: Vec<f32>,
+    /// Sigmoid probabilities, one per class, from the model's own `probs` output.
+    pub probs: Vec<f32>,
+    /// The last head's attention maps, when the model was exported with them.
+    pub attention: Option<AttentionMaps>,
+}
+
+/// Per-class attention maps `[C, h, w]`, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionMaps {
+    /// The map height h (the feature map's).
+    pub height: usize,
+    /// The map width w.
+    pub width: usize,
+    /// `C × h × w` values.
+    pub data: Vec<f32>,
+}
+
+impl AttentionMaps {
+    /// The `[h, w]` map of class `index`, if there is one.
+    pub fn class(&self, index: usize) -> Option<&[f32]> {
+        let size = self.height * self.width;
+        self.data.get(index * size..(index + 1) * size)
+    }
+}
+
+/// An error loading or running a network.
+#[derive(Debug, Error)]
+pub enum BackendError {
+    /// The model's files cannot be read, or its manifest disagrees with its ONNX.
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    /// The engine could not load, type or optimise the network.
+    #[error("{}: the {engine} backend cannot load it: {reason}", model.display())]
+    Load {
+        /// The ONNX file.
+        model: PathBuf,
+        /// The engine's name.
+        engine: &'static str,
+        /// The engine's complaint.
+        reason: String,
+    },
+    /// The network, once loaded, does not produce what the manifest promises.
+    #[error("{}: {reason}; re-export the model or fix its manifest", model.display())]
+    Outputs {
+        /// The ONNX file.
+        model: PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
+    /// The input buffer has the wrong length.
+    #[error("the input has {actual} values, the network takes {expected}")]
+    InputLength {
+        /// What the network takes.
+        expected: usize,
+        /// What was passed.
+        actual: usize,
+    },
+    /// The worker threads could not be started.
+    #[error("cannot start {threads} inference threads: {reason}; pass a smaller --threads")]
+    Threads {
+        /// The thread count asked for.
+        threads: usize,
+        /// The system's complaint.
+        reason: String,
+    },
+    /// Running the network failed.
+    #[error("inference failed: {0}")]
+    Run(String),
+}
+
+/// An inference engine with one network loaded and ready.
+pub trait Backend: Send {
+    /// A short description for logs, e.g. `tract, 4 threads`.
+    fn describe(&self) -> String;
+    /// The number of input values one picture takes (`3 × height × width`).
+    fn input_len(&self) -> usize;
+    /// Runs the network on one picture, `input` in the manifest's layout (NCHW for csra
+    /// exports), already normalised.
+    fn run(&mut self, input: &[f32]) -> Result<Outputs, BackendError>;
+}

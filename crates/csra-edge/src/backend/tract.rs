@@ -1,0 +1,167 @@
+//! The tract backend: pure-Rust CPU inference, with tract-linalg's multithreaded matrix
+//! kernels when more than one thread is asked for.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
+use tract_onnx::prelude::*;
+
+use super::{AttentionMaps, Backend, BackendError, Outputs};
+use crate::model::ModelFiles;
+
+const ENGINE: &str = "tract";
+
+/// A network loaded once with its input pinned to batch 1 and the manifest's size, optimised
+/// and made runnable.
+pub struct TractBackend {
+    plan: Arc<TypedRunnableModel>,
+    input_shape: [usize; 4],
+    num_classes: usize,
+    has_attention: bool,
+    executor: Executor,
+    threads: usize,
+    model: PathBuf,
+}
+
+impl TractBackend {
+    /// Checks `model`'s ONNX against its manifest ([`ModelFiles::check_onnx`]) and loads it
+    /// to run on `threads` threads (1 = the calling thread only).
+    pub fn load(model: &ModelFiles, threads: usize) -> Result<Self, BackendError> {
+        model.check_onnx()?;
+        let threads = threads.max(1);
+        let executor = executor(threads)?;
+        let manifest = &model.manifest;
+        let input_shape = model.input_shape();
+        let outputs = &manifest.outputs;
+        let mut names = vec![outputs.logits.clone(), outputs.probs.clone()];
+        names.extend(outputs.attention.clone());
+        let load_error = |reason: TractError| BackendError::Load {
+            model: model.onnx.clone(),
+            engine: ENGINE,
+            reason: format!("{reason:#}"),
+        };
+        let typed = tract_onnx::onnx()
+            .model_for_path(&model.onnx)
+            .and_then(|m| m.with_input_fact(0, f32::fact(input_shape).into()))
+            .and_then(|m| m.with_outputs_by_name(&names))
+            .and_then(|m| m.into_typed())
+            .map_err(load_error)?;
+        let backend = Self {
+            plan: multithread_tract_scope(executor.clone(), || {
+                typed.into_optimized()?.into_runnable()
+            })
+            .map_err(load_error)?,
+            input_shape,
+            num_classes: manifest.num_classes,
+            has_attention: outputs.attention.is_some(),
+            executor,
+            threads,
+            model: model.onnx.clone(),
+        };
+        Ok(backend)
+    }
+
+    fn output_error(&self, reason: String) -> BackendError {
+        BackendError::Outputs {
+            model: self.model.clone(),
+            reason,
+        }
+    }
+
+    /// The values of a `[1, C]` output, checked.
+    fn class_vector(&self, value: &TValue, what: &str) -> Result<Vec<f32>, BackendError> {
+        let values = plain_f32(value).map_err(|e| self.output_error(format!("{what}: {e}")))?;
+        if value.shape() != [1, self.num_classes] {
+            return Err(self.output_error(format!(
+                "the {what} output has shape {:?}, the manifest promises [1, {}]",
+                value.shape(),
+                self.num_classes
+            )));
+        }
+        Ok(values)
+    }
+
+    fn attention_maps(&self, value: &TValue) -> Result<AttentionMaps, BackendError> {
+        let data = plain_f32(value).map_err(|e| self.output_error(format!("attention: {e}")))?;
+        match *value.shape() {
+            [1, c, height, width] if c == self.num_classes => Ok(AttentionMaps {
+                height,
+                width,
+                data,
+            }),
+            _ => Err(self.output_error(format!(
+                "the attention output has shape {:?}, not [1, {}, h, w]",
+                value.shape(),
+                self.num_classes
+            ))),
+        }
+    }
+}
+
+fn plain_f32(value: &TValue) -> TractResult<Vec<f32>> {
+    Ok(value.try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
+}
+
+/// One rayon pool for tract's kernels; built here rather than by tract, which panics when the
+/// threads cannot start.
+fn executor(threads: usize) -> Result<Executor, BackendError> {
+    if threads == 1 {
+        return Ok(Executor::SingleThread);
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("tract-{i}"))
+        .build()
+        .map(|pool| Executor::MultiThread(Arc::new(pool)))
+        .map_err(|e| BackendError::Threads {
+            threads,
+            reason: e.to_string(),
+        })
+}
+
+impl Backend for TractBackend {
+    fn describe(&self) -> String {
+        let threads = if self.threads == 1 {
+            "thread"
+        } else {
+            "threads"
+        };
+        format!("tract (CPU, f32), {} {threads}", self.threads)
+    }
+
+    fn input_len(&self) -> usize {
+        self.input_shape.iter().product()
+    }
+
+    fn run(&mut self, input: &[f32]) -> Result<Outputs, BackendError> {
+        if input.len() != self.input_len() {
+            return Err(BackendError::InputLength {
+                expected: self.input_len(),
+                actual: input.len(),
+            });
+        }
+        let tensor = Tensor::from_shape(&self.input_shape, input)
+            .map_err(|e| BackendError::Run(format!("{e:#}")))?;
+        let plan = &self.plan;
+        let outputs = multithread_tract_scope(self.executor.clone(), || {
+            plan.run(tvec!(tensor.into_tvalue()))
+        })
+        .map_err(|e| BackendError::Run(format!("{e:#}")))?;
+        let expected = 2 + usize::from(self.has_attention);
+        if outputs.len() != expected {
+            return Err(self.output_error(format!(
+                "the network returned {} outputs, expected {expected}",
+                outputs.len()
+            )));
+        }
+        Ok(Outputs {
+            logits: self.class_vector(&outputs[0], "logits")?,
+            probs: self.class_vector(&outputs[1], "probs")?,
+            attention: match outputs.get(2) {
+                Some(value) => Some(self.attention_maps(value)?),
+                None => None,
+            },
+        })
+    }
+}

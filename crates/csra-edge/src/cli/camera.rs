@@ -1,0 +1,75 @@
+//! The `--camera` branch: the one place a camera stream and the MQTT sink are built from the
+//! command line and the device profile.
+
+use anyhow::Context;
+
+use super::signals;
+use crate::camera::{CameraOptions, Codec, V4lSource};
+use crate::capture::{Capture, ReconnectPolicy};
+use crate::frame::FrameStream;
+use crate::profile::CameraDefaults;
+use crate::sink::mqtt::MqttSink;
+use crate::sink::Sink;
+
+/// The camera settings of a run: the profile's defaults overridden by `--input-*` flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraSettings {
+    /// The V4L2 device.
+    pub device: String,
+    /// Requested frame width (the nearest size the camera offers is used).
+    pub width: u32,
+    /// Requested frame height.
+    pub height: u32,
+    /// Requested frames per second.
+    pub rate: u32,
+    /// A pixel encoding to insist on; `None` prefers MJPEG and falls back to YUYV.
+    pub codec: Option<Codec>,
+}
+
+impl CameraSettings {
+    /// `defaults` with every flag that was given applied.
+    pub fn new(
+        defaults: &CameraDefaults,
+        device: Option<&str>,
+        width: Option<u32>,
+        height: Option<u32>,
+        rate: Option<u32>,
+        codec: Option<Codec>,
+    ) -> Self {
+        Self {
+            device: device.map_or_else(|| defaults.device.clone(), str::to_owned),
+            width: width.unwrap_or(defaults.width),
+            height: height.unwrap_or(defaults.height),
+            rate: rate.unwrap_or(defaults.rate),
+            codec: codec.or(defaults.codec),
+        }
+    }
+}
+
+/// Opens the camera as a newest-frame stream that reconnects after an unplug, for as long as
+/// the run lasts. A camera that cannot be opened at all is reported by the stream's first
+/// frame, so the run ends with that error.
+pub fn open_camera(settings: &CameraSettings) -> anyhow::Result<Box<dyn FrameStream>> {
+    let options = CameraOptions {
+        width: Some(settings.width),
+        height: Some(settings.height),
+        rate: Some(settings.rate),
+        codec: settings.codec,
+        ..CameraOptions::new(settings.device.clone())
+    };
+    let capture = Capture::spawn(
+        Box::new(V4lSource::new(options)),
+        ReconnectPolicy::default(),
+    );
+    // The pipeline waits inside the stream while a camera is away; a signal must end that
+    // wait too, not only the loop between frames.
+    let handle = capture.stop_handle();
+    signals::on_stop(move || handle.stop());
+    Ok(Box::new(capture))
+}
+
+/// Connects the MQTT sink for `--mqtt URL`.
+pub fn mqtt_sink(url: &str) -> anyhow::Result<Box<dyn Sink>> {
+    let sink = MqttSink::connect(url).with_context(|| format!("--mqtt {url}"))?;
+    Ok(Box::new(sink))
+}

@@ -1,0 +1,174 @@
+//! The `csra-edge` command line: the run (files or camera), `info`, `bench` and `probe`.
+
+mod bench;
+mod camera;
+mod info;
+mod probe;
+mod run;
+mod signals;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::camera::Codec;
+
+/// Live, headless multi-label recognition with exported CSRA models.
+#[derive(Debug, Parser)]
+#[command(name = "csra-edge", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// A subcommand; without one, csra-edge runs the model on --input or --camera.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The run's options.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show a model's manifest and ONNX interface, and check that they agree.
+    Info(InfoArgs),
+    /// Measure network latency per model (e.g. per head count) with the tract backend.
+    Bench(BenchArgs),
+    /// List the V4L2 cameras with their formats, frame sizes and frame rates.
+    Probe(ProbeArgs),
+}
+
+/// Options of a run.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The model: a folder with model.onnx and model.manifest.json, or a .onnx file
+    /// [default: models/mobilenet_v2-coco-mini]
+    #[arg(long, value_name = "DIR|ONNX")]
+    pub model: Option<PathBuf>,
+    /// Image files to read: a file, a folder or a glob ('photos/*.jpg').
+    #[arg(long, value_name = "PATH|DIR|GLOB", conflicts_with = "camera")]
+    pub input: Option<String>,
+    /// Start over after the last file, until stopped.
+    #[arg(long = "loop", requires = "input")]
+    pub looped: bool,
+    /// A V4L2 camera, e.g. /dev/video0.
+    #[arg(long, value_name = "DEV")]
+    pub camera: Option<String>,
+    /// Camera frame width [default: the device profile's].
+    #[arg(long, value_name = "PIXELS")]
+    pub input_width: Option<u32>,
+    /// Camera frame height [default: the device profile's].
+    #[arg(long, value_name = "PIXELS")]
+    pub input_height: Option<u32>,
+    /// Camera frames per second [default: the device profile's].
+    #[arg(long, value_name = "FPS")]
+    pub input_rate: Option<u32>,
+    /// Camera pixel encoding [default: the device profile's].
+    #[arg(long, value_enum, value_name = "CODEC")]
+    pub input_codec: Option<Codec>,
+    /// One threshold for every class [default: the manifest's, per class].
+    #[arg(long, value_name = "P")]
+    pub threshold: Option<f32>,
+    /// Report at most K labels per frame, the most probable.
+    #[arg(long, value_name = "K")]
+    pub topk: Option<usize>,
+    /// Inference threads [default: the device profile's].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Run without any display (the default: nothing needs one; accepted for scripts).
+    #[arg(long)]
+    pub headless: bool,
+    /// Print a line only when a label appears or disappears.
+    #[arg(long)]
+    pub events: bool,
+    /// `all`: add every class's probability to each line.
+    #[arg(long, value_enum, value_name = "WHICH")]
+    pub scores: Option<Scores>,
+    /// Average probabilities over the last N frames.
+    #[arg(long, value_name = "N", conflicts_with = "ema")]
+    pub smoothing: Option<usize>,
+    /// Smooth probabilities with an exponential moving average of weight ALPHA in (0, 1].
+    #[arg(long, value_name = "ALPHA")]
+    pub ema: Option<f32>,
+    /// Hysteresis: a label stays on until its probability falls below threshold − MARGIN.
+    #[arg(long, value_name = "MARGIN", default_value_t = 0.0)]
+    pub hysteresis: f32,
+    /// Write attention heat maps (PNG) into DIR; needs a model exported with attention.
+    #[arg(long, value_name = "DIR")]
+    pub save_attention: Option<PathBuf>,
+    /// The classes to draw (repeatable) [default: the labels reported for each frame].
+    #[arg(
+        long = "attention-class",
+        value_name = "NAME",
+        requires = "save_attention"
+    )]
+    pub attention_classes: Vec<String>,
+    /// Save attention maps of every N-th frame only.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        requires = "save_attention"
+    )]
+    pub attention_every: u64,
+    /// Device profile: a name from devices/ or a .toml file [default: detected].
+    #[arg(long, value_name = "NAME")]
+    pub device: Option<String>,
+    /// Also publish each line to an MQTT broker, mqtt://host:port/topic.
+    #[arg(long, value_name = "URL")]
+    pub mqtt: Option<String>,
+    /// Stop after N frames (unreadable ones included).
+    #[arg(long, value_name = "N")]
+    pub frames: Option<u64>,
+    /// Seconds between the stats lines in the log.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub stats_interval: f64,
+}
+
+/// Which scores each line carries besides the labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scores {
+    /// Every class's probability.
+    All,
+}
+
+/// `csra-edge info MODEL`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// A model folder, .onnx or .manifest.json file.
+    pub model: PathBuf,
+}
+
+/// `csra-edge bench MODEL...`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Model folders or .onnx files, or a folder of `heads-*` models as
+    /// `csra-host export --heads` writes them.
+    #[arg(required = true, value_name = "MODEL")]
+    pub models: Vec<PathBuf>,
+    /// Untimed runs before measuring.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Timed runs per model.
+    #[arg(long, default_value_t = 50)]
+    pub runs: usize,
+    /// Inference threads [default: 1].
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+/// `csra-edge probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Print the listing as JSON, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the parsed command line.
+pub fn main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Info(args)) => info::run(&args),
+        Some(Command::Bench(args)) => bench::run(&args),
+        Some(Command::Probe(args)) => probe::run(&args),
+        None => run::run(&cli.run),
+    }
+}

@@ -1,0 +1,240 @@
+//! The main job: a model over image files or a camera, result lines on stdout.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use super::camera::{self, CameraSettings};
+use super::{signals, RunArgs, Scores};
+use crate::attention::{AttentionClasses, AttentionSaver};
+use crate::backend::{Backend, TractBackend};
+use crate::files::{expand_input, FileStream};
+use crate::frame::FrameStream;
+use crate::model::ModelFiles;
+use crate::pipeline::{Pipeline, PipelineOptions, StopReason, Summary};
+use crate::postprocess::{PostprocessConfig, Smoothing};
+use crate::profile::{BackendKind, DeviceProfile};
+use crate::sink::{LineWriter, Sink};
+
+/// Runs `csra-edge [--model M] --input ...|--camera ...`.
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    check_flags(args)?;
+    let profile = profile(args.device.as_deref())?;
+    let stop = signals::stop_flag()?;
+    let (mut stream, bad_frame_limit) = open_stream(args, &profile, &stop)?;
+    let model = ModelFiles::locate(args.model.as_deref())?;
+    let manifest = &model.manifest;
+    if manifest.input.width != profile.input_size || manifest.input.height != profile.input_size {
+        log::info!(
+            "the model takes {}×{} input; profile {} suggests {}×{}; the model's size is used",
+            manifest.input.width,
+            manifest.input.height,
+            profile.name,
+            profile.input_size,
+            profile.input_size
+        );
+    }
+    let backend = backend(&model, &profile, args.threads)?;
+    let options = PipelineOptions {
+        bad_frame_limit,
+        ..pipeline_options(args, &model)?
+    };
+    let mut pipeline = Pipeline::new(manifest, backend, postprocess(args, &model), options)?;
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(LineWriter::stdout())];
+    if let Some(url) = &args.mqtt {
+        sinks.push(camera::mqtt_sink(url)?);
+    }
+    let summary = pipeline.run(stream.as_mut(), &mut sinks, &stop)?;
+    report(&summary)
+}
+
+/// The frames to process: `--input` files, or the `--camera` with the profile's defaults
+/// overridden by the `--input-*` flags; and after how many bad frames in a row to give up
+/// (a whole pass over the files; never for a camera).
+fn open_stream(
+    args: &RunArgs,
+    profile: &DeviceProfile,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<(Box<dyn FrameStream>, Option<u64>)> {
+    if let Some(input) = &args.input {
+        let files = expand_input(input)?;
+        log::info!("reading {} image file(s) from {input}", files.len());
+        let pass = files.len() as u64;
+        let stream = FileStream::new(files, args.looped).with_stop(Arc::clone(stop));
+        return Ok((Box::new(stream), Some(pass)));
+    }
+    let Some(device) = &args.camera else {
+        bail!("nothing to read: pass --input PATH|DIR|GLOB (image files) or --camera DEV");
+    };
+    let settings = CameraSettings::new(
+        &profile.camera,
+        Some(device),
+        args.input_width,
+        args.input_height,
+        args.input_rate,
+        args.input_codec,
+    );
+    Ok((camera::open_camera(&settings)?, None))
+}
+
+/// Checks flag values clap cannot check by type.
+fn check_flags(args: &RunArgs) -> anyhow::Result<()> {
+    if let Some(t) = args.threshold.filter(|t| !(0.0..=1.0).contains(t)) {
+        bail!("--threshold {t}: a probability threshold lies in [0, 1]");
+    }
+    if args.topk == Some(0) {
+        bail!("--topk 0 would report nothing; pass 1 or more, or leave it out");
+    }
+    if args.smoothing == Some(0) {
+        bail!("--smoothing 0: the window holds at least one frame");
+    }
+    if let Some(a) = args.ema.filter(|a| !(*a > 0.0 && *a <= 1.0)) {
+        bail!("--ema {a}: the weight of the newest frame lies in (0, 1]");
+    }
+    if !(0.0..=1.0).contains(&args.hysteresis) {
+        bail!(
+            "--hysteresis {}: the margin lies in [0, 1]",
+            args.hysteresis
+        );
+    }
+    if args.threads == Some(0) {
+        bail!("--threads 0: pass 1 or more");
+    }
+    if !(args.stats_interval > 0.0 && args.stats_interval.is_finite()) {
+        bail!(
+            "--stats-interval {}: pass a positive number of seconds",
+            args.stats_interval
+        );
+    }
+    Ok(())
+}
+
+/// `--device NAME`, or the detected profile.
+fn profile(device: Option<&str>) -> anyhow::Result<DeviceProfile> {
+    let profile = match device {
+        Some(name) => DeviceProfile::named(name)?,
+        None => {
+            let profile = DeviceProfile::detect()?;
+            log::info!(
+                "device profile {} (detected; choose another with --device NAME)",
+                profile.name
+            );
+            profile
+        }
+    };
+    Ok(profile)
+}
+
+/// The backend the profile asks for, loaded; TensorRT is not built yet, so it falls back to
+/// tract with a warning.
+fn backend(
+    model: &ModelFiles,
+    profile: &DeviceProfile,
+    threads: Option<usize>,
+) -> anyhow::Result<Box<dyn Backend>> {
+    if profile.backend == BackendKind::Tensorrt {
+        log::warn!(
+            "profile {} asks for TensorRT ({:?}), which this build does not include: running tract on the CPU instead",
+            profile.name,
+            profile.precision
+        );
+    }
+    let threads = threads.unwrap_or_else(|| profile.resolved_threads());
+    Ok(Box::new(TractBackend::load(model, threads)?))
+}
+
+fn postprocess(args: &RunArgs, model: &ModelFiles) -> PostprocessConfig {
+    let smoothing = match (args.smoothing, args.ema) {
+        (Some(n), _) => Smoothing::Window(n),
+        (None, Some(alpha)) => Smoothing::Ema(alpha),
+        (None, None) => Smoothing::None,
+    };
+    PostprocessConfig {
+        topk: args.topk,
+        smoothing,
+        margin: args.hysteresis,
+        ..PostprocessConfig::from_manifest(&model.manifest, args.threshold)
+    }
+}
+
+fn pipeline_options(args: &RunArgs, model: &ModelFiles) -> anyhow::Result<PipelineOptions> {
+    let attention = match &args.save_attention {
+        None => None,
+        Some(dir) => {
+            if model.manifest.outputs.attention.is_none() {
+                bail!(
+                    "--save-attention: {} has no attention output; export the model with its attention output to draw heat maps",
+                    model.manifest_path.display()
+                );
+            }
+            let classes = attention_classes(&args.attention_classes, model)?;
+            Some(AttentionSaver::new(dir, classes, args.attention_every)?)
+        }
+    };
+    Ok(PipelineOptions {
+        events_only: args.events,
+        all_scores: args.scores == Some(Scores::All),
+        max_frames: args.frames,
+        stats_every: Duration::from_secs_f64(args.stats_interval),
+        attention,
+        bad_frame_limit: None,
+    })
+}
+
+fn attention_classes(names: &[String], model: &ModelFiles) -> anyhow::Result<AttentionClasses> {
+    if names.is_empty() {
+        return Ok(AttentionClasses::Reported);
+    }
+    let classes = &model.manifest.classes;
+    let indices = names
+        .iter()
+        .map(|name| {
+            classes.iter().position(|c| c == name).with_context(|| {
+                format!(
+                    "--attention-class {name:?}: not a class of {} (its classes: {})",
+                    model.manifest_path.display(),
+                    classes.join(", ")
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<usize>>>()?;
+    Ok(AttentionClasses::Fixed(indices))
+}
+
+/// Logs the summary; an error when no frame at all could be processed.
+fn report(summary: &Summary) -> anyhow::Result<()> {
+    let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+    log::info!(
+        "done ({:?}): {} frames in {:.1} s ({:.1} fps), latency p50 {} ms p99 {} ms, {} bad, {} dropped, {} reconnects",
+        summary.stop,
+        summary.frames,
+        summary.elapsed.as_secs_f64(),
+        summary.fps,
+        ms(summary.latency_p50_ms),
+        ms(summary.latency_p99_ms),
+        summary.bad_frames,
+        summary.stream.dropped,
+        summary.stream.reconnects
+    );
+    if summary.bad_frames > 0 {
+        log::warn!(
+            "skipped {} frame(s) that could not be read or decoded (see above)",
+            summary.bad_frames
+        );
+    }
+    if summary.frames == 0 && summary.bad_frames > 0 && summary.stop != StopReason::Stopped {
+        bail!(
+            "none of the {} input frame(s) could be read or decoded",
+            summary.bad_frames
+        );
+    }
+    if summary.stop == StopReason::BadFrames {
+        bail!(
+            "stopped: a whole pass over the input files could not be read or decoded ({} bad frame(s) in all)",
+            summary.bad_frames
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! Device profiles (`devices/*.toml`, built into the binary): backend, precision, DLA core,
+//! threads, camera defaults and input size per Jetson module, chosen with `--device NAME` (or a
+//! path to a `.toml` file) or detected from `/proc/device-tree/model`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::camera::Codec;
+use thiserror::Error;
+
+/// The profiles shipped in `devices/`, as (name, TOML text).
+const BUILT_IN: [(&str, &str); 5] = [
+    (
+        "jetson-orin-nano",
+        include_str!("../../../../devices/jetson-orin-nano.toml"),
+    ),
+    (
+        "jetson-orin-nx",
+        include_str!("../../../../devices/jetson-orin-nx.toml"),
+    ),
+    (
+        "jetson-agx-orin",
+        include_str!("../../../../devices/jetson-agx-orin.toml"),
+    ),
+    (
+        "jetson-xavier-nx",
+        include_str!("../../../../devices/jetson-xavier-nx.toml"),
+    ),
+    ("x86-cpu", include_str!("../../../../devices/x86-cpu.toml")),
+];
+
+/// The profile used when the device tree names no known Jetson.
+pub const FALLBACK_PROFILE: &str = "x86-cpu";
+
+/// Where the board's model string is.
+pub const DEVICE_TREE_MODEL: &str = "/proc/device-tree/model";
+
+/// An error choosing or reading a profile.
+#[derive(Debug, Error)]
+pub enum ProfileError {
+    /// No profile has that name.
+    #[error("unknown device profile {name:?}; known profiles: {known}, or pass a path to a .toml profile")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The built-in names.
+        known: String,
+    },
+    /// A profile file cannot be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A profile is not valid TOML or misses fields.
+    #[error("device profile {origin}: {reason}")]
+    Parse {
+        /// The profile's name or file.
+        origin: String,
+        /// The parser's message.
+        reason: String,
+    },
+}
+
+/// The inference engine a profile asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// NVIDIA TensorRT on the GPU (and DLA).
+    Tensorrt,
+    /// tract on the CPU.
+    Tract,
+}
+
+/// Numeric precision of the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats.
+    Fp32,
+    /// 16-bit floats.
+    Fp16,
+    /// 8-bit integers (needs calibration).
+    Int8,
+}
+
+/// Camera settings a profile starts from; `--input-*` flags override them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraDefaults {
+    /// The V4L2 device.
+    pub device: String,
+    /// Frame width in pixels.
+    pub width: u32,
+    /// Frame height in pixels.
+    pub height: u32,
+    /// Frames per second.
+    pub rate: u32,
+    /// A pixel encoding to insist on; unset, MJPEG is preferred and YUYV taken when the
+    /// camera has no MJPEG.
+    #[serde(default)]
+    pub codec: Option<Codec>,
+}
+
+/// One device profile.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceProfile {
+    /// Its name, e.g. `jetson-orin-nano`.
+    pub name: String,
+    /// The board, in words.
+    pub description: String,
+    /// Substrings of `/proc/device-tree/model` that select it.
+    #[serde(default)]
+    pub model_match: Vec<String>,
+    /// The engine to run.
+    pub backend: BackendKind,
+    /// The engine's precision.
+    pub precision: Precision,
+    /// The DLA core TensorRT uses, if any (GPU only when absent).
+    #[serde(default)]
+    pub dla_core: Option<u32>,
+    /// CPU threads for tract; 0 means every core.
+    pub threads: usize,
+    /// The square input size models for this board are exported at.
+    pub input_size: u32,
+    /// Camera defaults.
+    pub camera: CameraDefaults,
+}
+
+impl DeviceProfile {
+    /// Parses a profile's TOML; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ProfileError> {
+        toml::from_str(text).map_err(|e| ProfileError::Parse {
+            origin: origin.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The built-in profile `name`.
+    pub fn built_in(name: &str) -> Result<Self, ProfileError> {
+        match BUILT_IN.iter().find(|(n, _)| *n == name) {
+            Some((n, text)) => Self::parse(text, n),
+            None => Err(ProfileError::Unknown {
+                name: name.to_owned(),
+                known: built_in_names().join(", "),
+            }),
+        }
+    }
+
+    /// `--device NAME`: a built-in name, or a path to a `.toml` profile.
+    pub fn named(name: &str) -> Result<Self, ProfileError> {
+        let path = Path::new(name);
+        if name.ends_with(".toml") || path.components().count() > 1 {
+            let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            return Self::parse(&text, name);
+        }
+        Self::built_in(name)
+    }
+
+    /// The profile for this machine: the Jetson its device tree names, else
+    /// [`FALLBACK_PROFILE`].
+    pub fn detect() -> Result<Self, ProfileError> {
+        let model = read_device_tree_model(Path::new(DEVICE_TREE_MODEL));
+        Self::built_in(detect_name(model.as_deref()).unwrap_or(FALLBACK_PROFILE))
+    }
+
+    /// The thread count to use: [`DeviceProfile::threads`], with 0 meaning every core.
+    pub fn resolved_threads(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        }
+    }
+}
+
+/// The names of the built-in profiles.
+pub fn built_in_names() -> Vec<&'static str> {
+    BUILT_IN.iter().map(|(n, _)| *n).collect()
+}
+
+/// The built-in profile whose `model_match` occurs in `model` (a device-tree model string).
+pub fn detect_name(model: Option<&str>) -> Option<&'static str> {
+    let model = model?;
+    BUILT_IN.iter().find_map(|(name, text)| {
+        let profile = DeviceProfile::parse(text, name).ok()?;
+        profile
+            .model_match
+            .iter()
+            .any(|m| model.contains(m.as_str()))
+            .then_some(*name)
+    })
+}
+
+/// The device-tree model string without its trailing NUL, if the file exists.
+pub fn read_device_tree_model(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    Some(text.trim_end_matches('\0').trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_profile_parses_with_its_own_name() {
+        for name in built_in_names() {
+            let profile = DeviceProfile::built_in(name).unwrap();
+            assert_eq!(profile.name, name);
+            assert!(profile.input_size > 0 && profile.camera.width > 0);
+        }
+    }
+
+    #[test]
+    fn detection_from_device_tree_model_strings() {
+        // Model strings as the boards' device trees report them.
+        let cases = [
+            (
+                "NVIDIA Jetson Orin Nano Developer Kit",
+                Some("jetson-orin-nano"),
+            ),
+            (
+                "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super",
+                Some("jetson-orin-nano"),
+            ),
+            (
+                "NVIDIA Jetson Orin NX Engineering Reference Developer Kit",
+                Some("jetson-orin-nx"),
+            ),
+            ("Jetson AGX Orin", Some("jetson-agx-orin")),
+            (
+                "NVIDIA Jetson AGX Orin Developer Kit",
+                Some("jetson-agx-orin"),
+            ),
+            (
+                "NVIDIA Jetson Xavier NX Developer Kit",
+                Some("jetson-xavier-nx"),
+            ),
+            ("Raspberry Pi 4 Model B Rev 1.4", None),
+        ];
+        for (model, expected) in cases {
+            assert_eq!(detect_name(Some(model)), expected, "{model}");
+        }
+        assert_eq!(detect_name(None), None);
+    }
+
+    #[test]
+    fn the_device_tree_string_loses_its_nul() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model");
+        std::fs::write(&path, b"NVIDIA Jetson Xavier NX Developer Kit\0").unwrap();
+        let model = read_device_tree_model(&path).unwrap();
+        assert_eq!(detect_name(Some(&model)), Some("jetson-xavier-nx"));
+        assert_eq!(read_device_tree_model(&dir.path().join("none")), None);
+    }
+
+    #[test]
+    fn unknown_names_and_bad_files_are_clear_errors() {
+        let err = DeviceProfile::named("jetson-nano-2gb")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("jetson-orin-nano") && err.contains("x86-cpu"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "name = \"x\"\n").unwrap();
+        let err = DeviceProfile::named(path.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bad.toml") && err.contains("missing field"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,322 @@
+//! The pipeline as a library, fed by an in-memory frame stream: every pixel format, a
+//! truncated JPEG skipped and counted, the stop flag, sinks flushed, and the summary.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use csra_edge::backend::TractBackend;
+use csra_edge::frame::{Frame, FrameStream, PixelFormat, SourceError, StreamStats};
+use csra_edge::model::ModelFiles;
+use csra_edge::pipeline::{Pipeline, PipelineOptions, StopReason};
+use csra_edge::postprocess::PostprocessConfig;
+use csra_edge::preprocess::Preprocessor;
+use csra_edge::sink::{Sink, SinkError};
+use serde_json::Value;
+
+/// Frames from a list; optionally sets a stop flag while handing out frame number `n` (from 1),
+/// as a signal arriving during that frame would.
+struct ListStream {
+    frames: VecDeque<Frame>,
+    handed: usize,
+    stop_after: Option<(usize, Arc<AtomicBool>)>,
+}
+
+impl FrameStream for ListStream {
+    fn next(&mut self) -> Result<Option<Frame>, SourceError> {
+        self.handed += 1;
+        if let Some((n, stop)) = &self.stop_after {
+            if self.handed == *n {
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+        Ok(self.frames.pop_front())
+    }
+
+    fn stats(&self) -> StreamStats {
+        StreamStats {
+            dropped: 7,
+            reconnects: 1,
+            source_errors: 2,
+            corrupt: 3,
+        }
+    }
+}
+
+/// Collects lines; counts flushes.
+#[derive(Clone, Default)]
+struct Collect(Arc<Mutex<(Vec<String>, usize)>>);
+
+impl Sink for Collect {
+    fn send(&mut self, line: &str) -> Result<(), SinkError> {
+        self.0.lock().unwrap().0.push(line.to_owned());
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.0.lock().unwrap().1 += 1;
+        Ok(())
+    }
+}
+
+fn frame(
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    stride: u32,
+    data: Vec<u8>,
+    origin: &str,
+) -> Frame {
+    Frame {
+        format,
+        width,
+        height,
+        stride,
+        data,
+        sequence: 0,
+        captured: Instant::now(),
+        origin: origin.to_owned(),
+    }
+}
+
+/// RGB → BT.601 limited-range YUYV, the inverse of what cameras' YUYV means; chroma of each
+/// pixel pair averaged.
+fn to_yuyv(rgb: &[u8], width: usize, height: usize) -> Vec<u8> {
+    let ycc = |p: &[u8]| {
+        let (r, g, b) = (f64::from(p[0]), f64::from(p[1]), f64::from(p[2]));
+        (
+            16.0 + 0.257 * r + 0.504 * g + 0.098 * b,
+            128.0 - 0.148 * r - 0.291 * g + 0.439 * b,
+            128.0 + 0.439 * r - 0.368 * g - 0.071 * b,
+        )
+    };
+    let byte = |v: f64| v.round().clamp(0.0, 255.0) as u8;
+    let mut out = Vec::with_capacity(2 * width * height);
+    for pair in rgb.chunks_exact(6).take(width * height / 2) {
+        let (y0, u0, v0) = ycc(&pair[..3]);
+        let (y1, u1, v1) = ycc(&pair[3..]);
+        out.extend([
+            byte(y0),
+            byte((u0 + u1) / 2.0),
+            byte(y1),
+            byte((v0 + v1) / 2.0),
+        ]);
+    }
+    out
+}
+
+fn pipeline(model: &common::TestModel, options: PipelineOptions) -> Pipeline {
+    let files = ModelFiles::open(&model.dir).unwrap();
+    let backend = Box::new(TractBackend::load(&files, 1).unwrap());
+    let mut post = PostprocessConfig::from_manifest(&files.manifest, None);
+    post.thresholds = vec![0.0; post.thresholds.len()];
+    Pipeline::new(&files.manifest, backend, post, options).unwrap()
+}
+
+#[test]
+fn every_format_runs_and_a_truncated_jpeg_is_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 11);
+    let photos = common::photos_dir();
+    let jpeg = std::fs::read(photos.join("dog_0.jpg")).unwrap();
+    let bmp_path = photos.join("coral_grace_hopper.bmp");
+    let bmp = std::fs::read(&bmp_path).unwrap();
+    let rgb = image::open(&bmp_path).unwrap().into_rgb8();
+    let (w, h) = (rgb.width() as usize & !1, rgb.height() as usize);
+    let rgb = image::imageops::crop_imm(&rgb, 0, 0, w as u32, h as u32).to_image();
+    // Packed RGB with 5 bytes of row padding.
+    let stride = 3 * w + 5;
+    let mut padded = vec![0u8; stride * h];
+    for (row, src) in padded.chunks_mut(stride).zip(rgb.as_raw().chunks(3 * w)) {
+        row[..3 * w].copy_from_slice(src);
+    }
+    let frames = vec![
+        frame(PixelFormat::Mjpeg, 0, 0, 0, jpeg.clone(), "mjpeg"),
+        frame(
+            PixelFormat::Mjpeg,
+            0,
+            0,
+            0,
+            jpeg[..jpeg.len() / 3].to_vec(),
+            "truncated",
+        ),
+        frame(
+            PixelFormat::Rgb24,
+            w as u32,
+            h as u32,
+            stride as u32,
+            padded,
+            "rgb24",
+        ),
+        frame(
+            PixelFormat::Yuyv,
+            w as u32,
+            h as u32,
+            0,
+            to_yuyv(rgb.as_raw(), w, h),
+            "yuyv",
+        ),
+        frame(PixelFormat::Encoded, 0, 0, 0, bmp, "bmp"),
+    ];
+    let mut stream = ListStream {
+        frames: frames.into(),
+        handed: 0,
+        stop_after: None,
+    };
+    let sink = Collect::default();
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(sink.clone())];
+    let options = PipelineOptions {
+        all_scores: true,
+        ..PipelineOptions::default()
+    };
+    let summary = pipeline(&model, options)
+        .run(&mut stream, &mut sinks, &AtomicBool::new(false))
+        .unwrap();
+    assert_eq!(
+        (summary.frames, summary.bad_frames, summary.lines),
+        (4, 1, 4)
+    );
+    assert_eq!(summary.stop, StopReason::EndOfStream);
+    assert_eq!(summary.stream.dropped, 7);
+    assert!(summary.latency_p50_ms.unwrap() <= summary.latency_p99_ms.unwrap());
+    let (lines, flushes) = sink.0.lock().unwrap().clone();
+    assert_eq!(flushes, 1);
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let origins: Vec<&str> = lines
+        .iter()
+        .map(|l| l["origin"].as_str().unwrap())
+        .collect();
+    assert_eq!(origins, ["mjpeg", "rgb24", "yuyv", "bmp"]);
+    // The photo's width is even, so the packed RGB frame holds exactly the BMP's pixels and
+    // must score identically, padding and all.
+    assert_eq!(w as u32, image::image_dimensions(&bmp_path).unwrap().0);
+    assert_eq!(lines[1]["scores"], lines[3]["scores"]);
+}
+
+/// YUYV made from a photo and converted back gives nearly the photo's input tensor: chroma
+/// subsampling and two roundings cost a few levels at colour edges, little on average.
+#[test]
+fn yuyv_round_trip_stays_close_to_rgb() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 12);
+    let rgb = image::open(common::photos_dir().join("coral_grace_hopper.bmp"))
+        .unwrap()
+        .into_rgb8();
+    let (w, h) = (rgb.width() as usize & !1, rgb.height() as usize);
+    let rgb = image::imageops::crop_imm(&rgb, 0, 0, w as u32, h as u32).to_image();
+    let mut pre = Preprocessor::new(&model.manifest);
+    let mut a = vec![0.0; pre.input_len()];
+    let mut b = vec![0.0; pre.input_len()];
+    pre.run(
+        &frame(
+            PixelFormat::Rgb24,
+            w as u32,
+            h as u32,
+            0,
+            rgb.as_raw().clone(),
+            "rgb",
+        ),
+        &mut a,
+    )
+    .unwrap();
+    pre.run(
+        &frame(
+            PixelFormat::Yuyv,
+            w as u32,
+            h as u32,
+            0,
+            to_yuyv(rgb.as_raw(), w, h),
+            "yuyv",
+        ),
+        &mut b,
+    )
+    .unwrap();
+    // x/127.5 − 1: one level is 1/127.5.
+    let levels: Vec<f32> = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs() * 127.5)
+        .collect();
+    let mean = levels.iter().sum::<f32>() / levels.len() as f32;
+    let max = levels.iter().copied().fold(0.0, f32::max);
+    assert!(mean < 1.5, "mean {mean} levels");
+    assert!(max < 40.0, "max {max} levels");
+}
+
+#[test]
+fn a_short_raw_frame_is_a_bad_frame_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 13);
+    let mut pre = Preprocessor::new(&model.manifest);
+    let mut out = vec![0.0; pre.input_len()];
+    let short = frame(PixelFormat::Yuyv, 640, 480, 1280, vec![0; 1000], "cam#3");
+    let err = pre.run(&short, &mut out).unwrap_err().to_string();
+    assert!(
+        err.contains("cam#3") && err.contains("needs 614400 bytes, it has 1000"),
+        "{err}"
+    );
+    let odd = frame(PixelFormat::Yuyv, 3, 2, 0, vec![0; 12], "odd");
+    assert!(pre
+        .run(&odd, &mut out)
+        .unwrap_err()
+        .to_string()
+        .contains("even width"));
+}
+
+#[test]
+fn the_stop_flag_ends_the_run_after_the_current_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 14);
+    let jpeg = std::fs::read(common::photos_dir().join("cat_0.jpg")).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut stream = ListStream {
+        frames: (0..10)
+            .map(|i| frame(PixelFormat::Mjpeg, 0, 0, 0, jpeg.clone(), &format!("f{i}")))
+            .collect(),
+        handed: 0,
+        stop_after: Some((3, Arc::clone(&stop))),
+    };
+    let sink = Collect::default();
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(sink.clone())];
+    let summary = pipeline(&model, PipelineOptions::default())
+        .run(&mut stream, &mut sinks, &stop)
+        .unwrap();
+    assert_eq!(summary.stop, StopReason::Stopped);
+    assert_eq!(summary.frames, 3);
+    assert_eq!(sink.0.lock().unwrap().1, 1, "flushed once");
+}
+
+/// tract's multithreaded kernels split the matrix products across threads; the outputs stay
+/// those of one thread (each output element is still summed in one order by one thread).
+#[test]
+fn more_threads_give_the_same_outputs() {
+    use csra_edge::backend::Backend;
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 15);
+    let files = ModelFiles::open(&model.dir).unwrap();
+    let mut one = TractBackend::load(&files, 1).unwrap();
+    let mut four = TractBackend::load(&files, 4).unwrap();
+    assert!(four.describe().contains("4 threads"), "{}", four.describe());
+    let input: Vec<f32> = (0..one.input_len())
+        .map(|i| (i % 97) as f32 / 48.0 - 1.0)
+        .collect();
+    let (a, b) = (one.run(&input).unwrap(), four.run(&input).unwrap());
+    let max = a
+        .probs
+        .iter()
+        .zip(&b.probs)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(max <= 1e-6, "probabilities differ by {max}");
+    assert_eq!(
+        a.attention.unwrap().data.len(),
+        b.attention.unwrap().data.len()
+    );
+}

@@ -1,0 +1,22 @@
+//! The one font for captions: DejaVu Sans, embedded by the `dejavu` crate, so text renders the
+//! same on every machine without fontconfig, freetype or system fonts.
+
+use ab_glyph::FontRef;
+
+/// The embedded font, or `None` if its bytes do not parse (a broken `dejavu` crate).
+pub fn sans() -> Option<FontRef<'static>> {
+    FontRef::try_from_slice(dejavu::sans::regular()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ab_glyph::Font;
+
+    #[test]
+    fn the_embedded_font_parses_and_has_latin_glyphs() {
+        let font = sans().unwrap();
+        assert_ne!(font.glyph_id('A').0, 0);
+        assert_ne!(font.glyph_id('7').0, 0);
+    }
+}
