@@ -13,12 +13,13 @@ ensure_rust_components() {
     fi
 }
 
-# Installs the Debian packages the build and the tests need, only those missing: libclang-dev
-# (bindgen, for the v4l crate's V4L2 bindings) and the mosquitto broker and clients (the MQTT
-# sink's tests). Installing needs root (CI runs as root); otherwise it says what to install.
+# Installs the Debian packages named, only those missing: libclang-dev (bindgen, for the v4l
+# crate's V4L2 bindings, which building csra-edge needs) and the mosquitto broker and clients
+# (the MQTT sink's tests). Installing needs root (CI runs as root); otherwise it says what to
+# install.
 ensure_apt_packages() {
-    local wanted=(libclang-dev mosquitto mosquitto-clients) missing=() p
-    for p in "${wanted[@]}"; do
+    local missing=() p
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
     ((${#missing[@]})) || return 0

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 ensure_rust_components
-ensure_apt_packages
+ensure_apt_packages libclang-dev mosquitto mosquitto-clients
 ensure_python_venv test
 use_python_venv
 # Tests that compare against Python references must run, not skip, under this command.

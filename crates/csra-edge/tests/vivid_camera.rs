@@ -113,7 +113,7 @@ fn vivid_camera_captures_probes_and_reconnects_after_an_unplug() {
 /// A copy of `binary` without debug information: test builds carry hundreds of megabytes of
 /// it, more than the VM's 1 GiB of RAM can unpack. The binary itself when `strip` is missing.
 fn stripped(binary: &Path, dir: &Path) -> PathBuf {
-    let copy = dir.join(binary.file_name().unwrap());
+    let copy = dir.join(binary.file_name().expect("a binary path ends in its name"));
     let status = Command::new("strip")
         .arg("--strip-debug")
         .arg("-o")

@@ -23,7 +23,7 @@ pub const DEFAULT_MAX_LAMBDA: f32 = 0.2;
 /// The head counts of the paper's temperature lists, the default `--heads` family.
 pub const PAPER_HEAD_COUNTS: [usize; 5] = [1, 2, 4, 6, 8];
 
-/// How [`derive`] obtained a head's classifiers, for the manifest's provenance.
+/// How [`derive()`] obtained a head's classifiers, for the manifest's provenance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Derivation {
     /// The trained classifiers as they are.
