@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use csra_core::manifest::{Manifest, Preprocess, ResizePolicy};
+use csra_core::manifest::{Manifest, Preprocess, Rect, ResizePolicy};
 use csra_edge::frame::{Frame, PixelFormat};
-use csra_edge::preprocess::{source_rect, Preprocessor};
+use csra_edge::preprocess::Preprocessor;
 
 const SETUP: &str = "python3 -m venv .venv && .venv/bin/pip install -r requirements/test.txt \
                      (in the workspace root), then run with CSRA_PYTHON=.venv/bin/python";
@@ -83,7 +83,10 @@ fn ours(image: &Path, manifest: &Manifest) -> (Vec<f32>, [f64; 4]) {
     pre.run(&frame, &mut out).unwrap();
     let (w, h) = image::image_dimensions(image).unwrap();
     let size = manifest.input.width;
-    let r = source_rect(manifest.preprocess.resize, w, h, (size, size));
+    let r = manifest
+        .preprocess
+        .resize
+        .source_rect(Rect::full(w, h), (size, size));
     (out, [r.left, r.top, r.left + r.width, r.top + r.height])
 }
 

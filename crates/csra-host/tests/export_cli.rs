@@ -7,33 +7,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use csra_core::head::HeadSpec;
 use csra_core::manifest::Manifest;
 use csra_host::export::tract_run::TractModel;
 use csra_host::export::verify::Comparison;
 
-use common::data_dir;
+use common::{data_dir, host, ok};
 
-fn host(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_csra-host"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = host(args);
-    assert!(
-        out.status.success(),
-        "csra-host {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// The error message of a command that must fail cleanly.
 fn fails(args: &[&str]) -> String {
     let quiet: Vec<&str> = ["-q"].iter().chain(args).copied().collect();
     let out = host(&quiet);

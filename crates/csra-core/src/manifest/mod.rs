@@ -29,6 +29,7 @@
 //! ```
 
 mod check;
+mod resize;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,6 +40,8 @@ use thiserror::Error;
 
 use crate::head::HeadSpec;
 use crate::labels::LabelSet;
+
+pub use resize::Rect;
 
 /// The value of the `format` field, which tells a manifest from any other JSON.
 pub const MANIFEST_FORMAT: &str = "csra-manifest";

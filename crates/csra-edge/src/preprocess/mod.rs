@@ -5,14 +5,12 @@
 //! a lookup table straight into the input tensor.
 
 mod decode;
-mod geometry;
 mod tensor;
 mod yuyv;
 
-pub use geometry::{source_rect, Rect};
 pub use yuyv::{ycbcr_to_rgb, yuyv_to_rgb};
 
-use csra_core::manifest::Manifest;
+use csra_core::manifest::{Manifest, Rect};
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use thiserror::Error;
@@ -141,7 +139,7 @@ impl Preprocessor {
         let source = ImageRef::new(width, height, pixels, PixelType::U8x3)
             .map_err(|e| resize_error(e.to_string()))?;
         let out_size = (self.resized.width(), self.resized.height());
-        let rect = source_rect(self.policy, width, height, out_size);
+        let rect = self.policy.source_rect(Rect::full(width, height), out_size);
         let options = self
             .options
             .crop(rect.left, rect.top, rect.width, rect.height);

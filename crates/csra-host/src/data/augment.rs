@@ -3,7 +3,7 @@
 use csra_core::manifest::ResizePolicy;
 use rand::{Rng, RngExt};
 
-use super::crop::{eval_rect, train_rect, Rect};
+use super::crop::{train_rect, Rect};
 
 /// What happens to a picture before it is resized to the input size.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,7 +60,7 @@ impl Augment {
         size: (u32, u32),
     ) -> (Rect, bool) {
         match *self {
-            Self::None => (eval_rect(policy, region, size), false),
+            Self::None => (policy.source_rect(region, size), false),
             Self::Train {
                 scale,
                 ratio,

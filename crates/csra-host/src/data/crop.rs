@@ -1,48 +1,8 @@
 //! Which rectangle of the source picture becomes the network input.
 
-use csra_core::manifest::ResizePolicy;
+pub use csra_core::manifest::Rect;
 use csra_core::BBox;
 use rand::{Rng, RngExt};
-
-/// A rectangle of the source picture in pixels; fractional edges are allowed (the resizer
-/// samples them exactly).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rect {
-    /// Left edge.
-    pub left: f64,
-    /// Top edge.
-    pub top: f64,
-    /// Width.
-    pub width: f64,
-    /// Height.
-    pub height: f64,
-}
-
-impl Rect {
-    /// The whole of a `width × height` picture.
-    pub fn full(width: u32, height: u32) -> Self {
-        Self {
-            left: 0.0,
-            top: 0.0,
-            width: f64::from(width),
-            height: f64::from(height),
-        }
-    }
-
-    /// Its area in square pixels.
-    pub fn area(&self) -> f64 {
-        self.width * self.height
-    }
-
-    /// The same rectangle moved by `(dx, dy)`.
-    fn shifted(self, dx: f64, dy: f64) -> Self {
-        Self {
-            left: self.left + dx,
-            top: self.top + dy,
-            ..self
-        }
-    }
-}
 
 /// How many crops [`random_resized_crop`] tries before it falls back to a centre crop,
 /// as in torchvision.
@@ -108,29 +68,6 @@ fn centre_fallback(w_img: f64, h_img: f64, ratio: (f32, f32)) -> Rect {
 /// A uniform draw in `[lo, hi)`, or `lo` when the range is empty (`scale = (1, 1)` is valid).
 fn uniform<R: Rng + ?Sized>(rng: &mut R, lo: f64, hi: f64) -> f64 {
     lo + (hi - lo) * rng.random::<f64>()
-}
-
-/// The rectangle of `region` that the evaluation resize policy maps onto `out = (width, height)`.
-pub(crate) fn eval_rect(policy: ResizePolicy, region: Rect, out: (u32, u32)) -> Rect {
-    match policy {
-        ResizePolicy::Squash => region,
-        ResizePolicy::CenterCrop { crop_fraction } => {
-            let (out_w, out_h) = (f64::from(out.0), f64::from(out.1));
-            // The resize makes the region's shorter side `min(out) / crop_fraction` long.
-            let resized_short = out_w.min(out_h) / f64::from(crop_fraction);
-            let per_pixel = region.width.min(region.height) / resized_short;
-            // Clamped: an output much wider than the region would need pixels outside it,
-            // which torchvision pads with black; stretching slightly is kinder to the model.
-            let width = (out_w * per_pixel).min(region.width);
-            let height = (out_h * per_pixel).min(region.height);
-            Rect {
-                left: region.left + (region.width - width) / 2.0,
-                top: region.top + (region.height - height) / 2.0,
-                width,
-                height,
-            }
-        }
-    }
 }
 
 /// The part of a `width × height` picture a sample describes: its box with edges rounded to

@@ -5,7 +5,7 @@ use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 
-use super::crop::{eval_rect, Rect};
+use super::crop::Rect;
 use super::DataError;
 
 /// Turns a picture into the network input for evaluation or prediction: the resize policy of
@@ -16,11 +16,9 @@ pub fn preprocess_image(
     size: (u32, u32),
     preprocess: &Preprocess,
 ) -> Result<Vec<f32>, DataError> {
-    let rect = eval_rect(
-        preprocess.resize,
-        Rect::full(image.width(), image.height()),
-        size,
-    );
+    let rect = preprocess
+        .resize
+        .source_rect(Rect::full(image.width(), image.height()), size);
     let mut renderer = Renderer::new(size, preprocess);
     let mut out = vec![0.0; renderer.len()];
     renderer

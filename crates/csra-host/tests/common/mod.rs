@@ -1,15 +1,35 @@
-//! Helpers shared by csra-host's integration tests: the real data, the Python reference, and
-//! tensor comparisons. Each test file uses some of them.
+//! Helpers shared by csra-host's integration tests: the binary, the real data, the Python
+//! reference, and tensor comparisons. Each test file uses some of them.
 #![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use tch::{Kind, Tensor};
 
 const SETUP: &str = "python3 -m venv .venv && .venv/bin/pip install -r requirements/test.txt \
                      (in the workspace root), then run with CSRA_PYTHON=.venv/bin/python";
+
+/// Runs the `csra-host` binary.
+pub fn host(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_csra-host"))
+        .args(args)
+        .output()
+        .expect("the csra-host binary runs")
+}
+
+/// Runs `csra-host` and returns its standard output; fails the test with its standard error
+/// when it fails.
+pub fn ok(args: &[&str]) -> String {
+    let out = host(args);
+    assert!(
+        out.status.success(),
+        "csra-host {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("csra-host prints UTF-8")
+}
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {

@@ -109,30 +109,6 @@ fn a_fixed_scale_of_one_with_a_square_ratio_takes_the_whole_square_picture() {
 }
 
 #[test]
-fn eval_rect_squashes_the_region_or_takes_the_centre_torchvision_would() {
-    let region = Rect::full(640, 480);
-    assert_eq!(eval_rect(ResizePolicy::Squash, region, (224, 224)), region);
-    // Resize(256) makes 480 → 256, i.e. 1.875 source pixels per output pixel; CenterCrop(224)
-    // then keeps 224 · 1.875 = 420 source pixels, centred: (640 − 420) / 2 = 110, (480 − 420) / 2 = 30.
-    let centre = eval_rect(
-        ResizePolicy::CenterCrop {
-            crop_fraction: 0.875,
-        },
-        region,
-        (224, 224),
-    );
-    assert_eq!(
-        centre,
-        Rect {
-            left: 110.0,
-            top: 30.0,
-            width: 420.0,
-            height: 420.0
-        }
-    );
-}
-
-#[test]
 fn sample_region_rounds_and_clips_the_box() {
     assert_eq!(sample_region(None, 40, 30), Some(Rect::full(40, 30)));
     let b = BBox {
