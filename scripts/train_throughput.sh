@@ -7,6 +7,7 @@
 #
 #   ./scripts/train_throughput.sh            # 2 rounds of 3 epochs each
 #   ROUNDS=3 EPOCHS=4 ./scripts/train_throughput.sh
+#   CSRA_HOST=target/release/csra-host ./scripts/train_throughput.sh   # an existing build
 #
 # Prints one JSON line per run, then the totals. Needs the venv of scripts/env.sh (torch,
 # torchvision); builds csra-host in release mode.
@@ -22,9 +23,12 @@ rounds=${ROUNDS:-2}
 epochs=${EPOCHS:-3}
 threads=${THREADS:-2}
 
-step "building csra-host (release)"
-cargo build --release --quiet -p csra-host
-host=${CARGO_TARGET_DIR:-target}/release/csra-host
+host=${CSRA_HOST:-}
+if [[ -z $host ]]; then
+    step "building csra-host (release)"
+    cargo build --release --quiet -p csra-host
+    host=${CARGO_TARGET_DIR:-target}/release/csra-host
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -1,5 +1,6 @@
 //! csra-host: train, evaluate and export CSRA models on a workstation with libtorch.
 //!
+//! - [`allocator`]: glibc malloc tuned for libtorch's step-by-step reuse of large blocks;
 //! - [`backbone`], [`head`], [`model`]: the networks in tch, with torchvision's parameter names;
 //! - [`weights`]: torchvision `.pth` and `.safetensors` files;
 //! - [`data`]: decoding, augmentation and batching in worker threads;
@@ -9,6 +10,7 @@
 //! - [`export`]: the eval-mode network as verified ONNX with a manifest;
 //! - [`plot`], [`overlay`]: the training plot and attention heat maps.
 
+pub mod allocator;
 pub mod backbone;
 pub mod data;
 pub mod data_source;

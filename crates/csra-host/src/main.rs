@@ -9,6 +9,9 @@ fn main() -> std::process::ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(args.log_level()))
         .format_timestamp_millis()
         .init();
+    if !csra_host::allocator::keep_freed_memory() {
+        log::debug!("the C library's malloc keeps its own trimming behaviour");
+    }
     match cli::run(args) {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => std::process::ExitCode::SUCCESS,
