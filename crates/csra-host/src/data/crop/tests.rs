@@ -1,4 +1,3 @@
-use csra_core::manifest::ResizePolicy;
 use csra_core::BBox;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
