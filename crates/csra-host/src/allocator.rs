@@ -41,6 +41,9 @@ mod tests {
         assert!(keep_freed_memory());
         // Allocation still works, large blocks included.
         let block = vec![1u8; 64 << 20];
-        assert_eq!(block.iter().map(|&b| usize::from(b)).sum::<usize>(), 64 << 20);
+        assert_eq!(
+            block.iter().map(|&b| usize::from(b)).sum::<usize>(),
+            64 << 20
+        );
     }
 }
