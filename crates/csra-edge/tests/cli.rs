@@ -308,10 +308,11 @@ fn info_shows_manifest_and_onnx() {
 #[test]
 fn bench_measures_a_heads_family() {
     let dir = tempfile::tempdir().unwrap();
-    for heads in [1, 2] {
-        let sub = dir.path().join(format!("heads-{heads}"));
+    // As `csra-host export --heads 2,1` writes them: head counts and named variants.
+    for (seed, member) in [(1, "max"), (2, "2"), (3, "1"), (4, "baseline")] {
+        let sub = dir.path().join(format!("heads-{member}"));
         std::fs::create_dir(&sub).unwrap();
-        common::write_model(&sub, heads);
+        common::write_model(&sub, seed);
     }
     let output = edge()
         .args(["bench", "--warmup", "1", "--runs", "5"])
@@ -320,8 +321,11 @@ fn bench_measures_a_heads_family() {
         .unwrap();
     assert_ok(&output);
     let rows = lines(&output);
-    assert_eq!(rows.len(), 2);
-    assert!(rows[0]["model"].as_str().unwrap().ends_with("heads-1"));
+    let order: Vec<&str> = rows
+        .iter()
+        .map(|r| r["model"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(order, ["heads-1", "heads-2", "heads-baseline", "heads-max"]);
     let ratios: Vec<f64> = rows
         .iter()
         .map(|r| r["ratio_to_fastest"].as_f64().unwrap())

@@ -56,7 +56,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A model path, or the `heads-*` model folders inside a family folder (sorted by head count).
+/// A model path, or the `heads-*` model folders inside a family folder (by head count, then
+/// the named variants).
 fn expand_family(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if !path.is_dir() {
         return Ok(vec![path.to_owned()]);
@@ -75,13 +76,15 @@ fn expand_family(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if entries.iter().any(is_manifest) {
         return Ok(vec![path.to_owned()]);
     }
-    let mut members: Vec<(usize, PathBuf)> = entries
+    // `heads-1` … `heads-8` by head count, then the named variants (`heads-baseline`,
+    // `heads-max`) that `csra-host export --heads` writes beside them.
+    let mut members: Vec<((usize, usize, String), PathBuf)> = entries
         .into_iter()
         .filter(|p| p.is_dir())
         .filter_map(|p| {
-            let name = p.file_name()?.to_str()?;
-            let heads = name.strip_prefix("heads-")?.parse().ok()?;
-            Some((heads, p))
+            let member = p.file_name()?.to_str()?.strip_prefix("heads-")?.to_owned();
+            let order = member.parse().map_or((1, 0), |heads| (0, heads));
+            Some(((order.0, order.1, member), p))
         })
         .collect();
     if members.is_empty() {
