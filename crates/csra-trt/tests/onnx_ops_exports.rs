@@ -1,6 +1,8 @@
 //! Every operator csra exports is imported by TensorRT 8.5, 8.6 and 10.3's ONNX parsers, within
 //! their documented restrictions: the heads csra-onnx emits (every variant, H = 1..8, with and
 //! without attention output, static and dynamic batch) and the shipped MobileNetV2 model.
+// Test helpers panic on failure by design: a failed set-up is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -55,7 +57,12 @@ fn head_model(spec: HeadSpec, attention: bool, dynamic: bool) -> ModelProto {
         .input(
             "features",
             DataType::Float,
-            &[shape.batch.clone(), Dim::Fixed(dim), Dim::Fixed(3), Dim::Fixed(3)],
+            &[
+                shape.batch.clone(),
+                Dim::Fixed(dim),
+                Dim::Fixed(3),
+                Dim::Fixed(3),
+            ],
         )
         .unwrap();
     let names = OutputNames {
@@ -104,7 +111,11 @@ fn problems(release: Release, model: &ModelProto) -> Vec<String> {
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map_or(0, |o| o.version);
     if opset > release.max_opset() {
-        out.push(format!("{}: opset {opset} > {}", release.name(), release.max_opset()));
+        out.push(format!(
+            "{}: opset {opset} > {}",
+            release.name(),
+            release.max_opset()
+        ));
     }
     out
 }
@@ -133,9 +144,25 @@ fn every_emitted_head_imports_on_every_release() {
     }
     // The heads use the operators the README's table lists, and no others.
     let expected: BTreeSet<String> = [
-        "Add", "ArgMax", "Cast", "Concat", "Equal", "Expand", "Flatten", "Gemm",
-        "GlobalAveragePool", "MatMul", "Mul", "ReduceMax", "ReduceSum", "Reshape", "Shape",
-        "Sigmoid", "Slice", "Softmax", "Split",
+        "Add",
+        "ArgMax",
+        "Cast",
+        "Concat",
+        "Equal",
+        "Expand",
+        "Flatten",
+        "Gemm",
+        "GlobalAveragePool",
+        "MatMul",
+        "Mul",
+        "ReduceMax",
+        "ReduceSum",
+        "Reshape",
+        "Shape",
+        "Sigmoid",
+        "Slice",
+        "Softmax",
+        "Split",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -170,6 +197,9 @@ fn the_check_does_fail_on_an_operator_a_release_lacks() {
         .unwrap();
     g.output(&y, DataType::Float, &[Dim::Fixed(1), Dim::Fixed(4)]);
     let model = g.finish().unwrap();
-    assert_eq!(problems(Release::V8_5, &model), ["TensorRT 8.5: no LayerNormalization"]);
+    assert_eq!(
+        problems(Release::V8_5, &model),
+        ["TensorRT 8.5: no LayerNormalization"]
+    );
     assert!(problems(Release::V8_6, &model).is_empty());
 }

@@ -1,6 +1,8 @@
 //! The Rust side driven end to end through a stand-in shim (tests/standin/csra_trt_standin.c,
 //! compiled here with the system C compiler against the real shim/csra_trt.h): loading and the
 //! ABI check, the engine cache, rebuilding after a failed deserialisation, running.
+// Test helpers panic on failure by design: a failed set-up is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,13 +15,15 @@ fn standin(dir: &Path, abi: Option<u32>) -> PathBuf {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = dir.join(format!("libcsra_trt_standin_{}.so", abi.unwrap_or(0)));
     let mut cmd = Command::new("cc");
-    cmd.args(["-std=c11", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror"])
-        .arg("-I")
-        .arg(crate_dir.join("shim"))
-        .arg(crate_dir.join("tests/standin/csra_trt_standin.c"))
-        .arg("-o")
-        .arg(&out)
-        .arg("-lm");
+    cmd.args([
+        "-std=c11", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
+    ])
+    .arg("-I")
+    .arg(crate_dir.join("shim"))
+    .arg(crate_dir.join("tests/standin/csra_trt_standin.c"))
+    .arg("-o")
+    .arg(&out)
+    .arg("-lm");
     if let Some(abi) = abi {
         cmd.arg(format!("-DSTANDIN_ABI={abi}"));
     }
@@ -75,7 +79,11 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let library = Library::load_from(&standin(dir.path(), None)).unwrap();
     let model = dir.path().join("model.onnx");
-    std::fs::write(&model, b"not really onnx, the stand-in only counts its bytes").unwrap();
+    std::fs::write(
+        &model,
+        b"not really onnx, the stand-in only counts its bytes",
+    )
+    .unwrap();
     Setup {
         dir,
         library,
@@ -99,7 +107,10 @@ fn a_standin_with_another_abi_version_is_refused() {
     let err = Library::load_from(&standin(dir.path(), Some(999))).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, TrtError::Abi { .. }), "{text}");
-    assert!(text.contains("its ABI version is 999, this csra-trt needs 1"), "{text}");
+    assert!(
+        text.contains("its ABI version is 999, this csra-trt needs 1"),
+        "{text}"
+    );
     assert!(text.contains("rebuild csra-edge"), "{text}");
 }
 
@@ -134,9 +145,12 @@ fn build_cache_reload_and_rebuild_after_a_corrupt_engine() {
         name,
         format!("model-{sha}-trt10.3.0-stand_in_orin-sm87-gpu-fp16.engine")
     );
-    assert_eq!(engine_files(&cache), [name.clone()], "no temporary file left");
+    assert_eq!(engine_files(&cache), [name], "no temporary file left");
     let timing = cache.join("timing-trt10.3.0-stand_in_orin-sm87.cache");
-    assert_eq!(std::fs::read_to_string(&timing).unwrap(), "stand-in timings");
+    assert_eq!(
+        std::fs::read_to_string(&timing).unwrap(),
+        "stand-in timings"
+    );
     assert!(engine.describe().contains("fp16 on Stand-in Orin"));
 
     // Running: the stand-in's logits are (i + 1) * sum(input); its n-th run takes 0.5 n ms.
@@ -179,7 +193,9 @@ fn build_cache_reload_and_rebuild_after_a_corrupt_engine() {
     );
     drop(engine);
     assert_eq!(
-        Engine::open(&s.library, &s.model, &options).unwrap().origin(),
+        Engine::open(&s.library, &s.model, &options)
+            .unwrap()
+            .origin(),
         &Origin::Cache
     );
 }
@@ -219,7 +235,10 @@ fn int8_writes_its_calibration_cache_and_a_missing_dla_core_is_refused_before_bu
 
     options.dla_core = Some(2);
     let err = Engine::open(&s.library, &s.model, &options).unwrap_err();
-    assert!(err.to_string().contains("has 2 DLA cores, so no core 2"), "{err}");
+    assert!(
+        err.to_string().contains("has 2 DLA cores, so no core 2"),
+        "{err}"
+    );
 }
 
 #[test]
