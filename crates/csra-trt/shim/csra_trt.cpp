@@ -249,7 +249,8 @@ public:
     }
     const void* readCalibrationCache(size_t& length) noexcept override {
         length = 0;
-        if (cache_path_.empty()) {
+        // Pictures given: calibrate on them, so a cache from other pictures is never reused.
+        if (cache_path_.empty() || data_ != nullptr) {
             return nullptr;
         }
         try {

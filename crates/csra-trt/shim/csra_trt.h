@@ -119,7 +119,8 @@ typedef struct csra_trt_build_options {
      * batch left out. NULL with a calibration cache only. */
     const float* calibration_data;
     uint64_t calibration_len;
-    /* INT8: reused when present (then no sample is run), written after calibration. */
+    /* INT8: written after calibrating from calibration_data; read (and no picture run) only
+     * when calibration_data is NULL, so new pictures never meet a stale cache. */
     const char* calibration_cache_path;
     csra_trt_progress_fn progress;
     void* progress_user;

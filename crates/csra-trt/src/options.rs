@@ -88,7 +88,8 @@ pub struct Calibration {
     /// Preprocessed pictures, exactly as inference takes them, one after the other (may be
     /// empty when `cache` already exists).
     pub data: Vec<f32>,
-    /// The calibration cache: reused when present, written after calibrating.
+    /// The calibration cache: written after calibrating on `data`; read instead of
+    /// calibrating only when `data` is empty (so new pictures never meet a stale cache).
     pub cache: PathBuf,
 }
 

@@ -10,10 +10,15 @@ use std::sync::{Mutex, OnceLock};
 
 use csra_trt::{Calibration, Engine, Library, Options, Origin, Precision, TrtError};
 
-/// Compiles the stand-in into `dir`, posing as ABI `abi` when given.
-fn standin(dir: &Path, abi: Option<u32>) -> PathBuf {
+/// Compiles the stand-in into `dir` with the preprocessor `defines` (e.g. `STANDIN_ABI=999`).
+fn standin(dir: &Path, defines: &[&str]) -> PathBuf {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = dir.join(format!("libcsra_trt_standin_{}.so", abi.unwrap_or(0)));
+    let tag: String = defines
+        .concat()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    let out = dir.join(format!("libcsra_trt_standin{tag}.so"));
     let mut cmd = Command::new("cc");
     cmd.args([
         "-std=c11", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
@@ -23,10 +28,8 @@ fn standin(dir: &Path, abi: Option<u32>) -> PathBuf {
     .arg(crate_dir.join("tests/standin/csra_trt_standin.c"))
     .arg("-o")
     .arg(&out)
-    .arg("-lm");
-    if let Some(abi) = abi {
-        cmd.arg(format!("-DSTANDIN_ABI={abi}"));
-    }
+    .arg("-lm")
+    .args(defines.iter().map(|d| format!("-D{d}")));
     let status = cmd
         .status()
         .expect("these tests need a C compiler `cc` (Debian: apt-get install gcc)");
@@ -77,7 +80,7 @@ struct Setup {
 fn setup() -> Setup {
     logs();
     let dir = tempfile::tempdir().unwrap();
-    let library = Library::load_from(&standin(dir.path(), None)).unwrap();
+    let library = Library::load_from(&standin(dir.path(), &[])).unwrap();
     let model = dir.path().join("model.onnx");
     std::fs::write(
         &model,
@@ -104,7 +107,7 @@ fn engine_files(dir: &Path) -> Vec<String> {
 #[test]
 fn a_standin_with_another_abi_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Library::load_from(&standin(dir.path(), Some(999))).unwrap_err();
+    let err = Library::load_from(&standin(dir.path(), &["STANDIN_ABI=999"])).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, TrtError::Abi { .. }), "{text}");
     assert!(
@@ -112,6 +115,26 @@ fn a_standin_with_another_abi_version_is_refused() {
         "{text}"
     );
     assert!(text.contains("rebuild csra-edge"), "{text}");
+}
+
+#[test]
+fn a_machine_without_a_gpu_is_no_usable_gpu_with_cudas_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Library::load_from(&standin(dir.path(), &["STANDIN_NO_GPU"])).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, TrtError::NoGpu(_)), "{text}");
+    assert!(text.contains("cudaErrorNoDevice"), "{text}");
+    assert!(text.contains("--backend tract"), "{text}");
+}
+
+#[test]
+fn engines_can_move_to_another_thread_and_libraries_be_shared() {
+    // Checked by the compiler: csra-edge's Backend is Send, and this test stops compiling if
+    // an Engine or a Library ever stops being so.
+    fn send<T: Send>() {}
+    fn share<T: Send + Sync>() {}
+    send::<Engine>();
+    share::<Library>();
 }
 
 #[test]

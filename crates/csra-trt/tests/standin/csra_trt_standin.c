@@ -7,7 +7,8 @@
  * and its n-th run reports a network time of 0.5 * n ms. Its "plan" is a magic header, the
  * precision and the ONNX size; anything else fails to deserialize.
  *
- * Compile with -DSTANDIN_ABI=N to pose as another ABI version.
+ * Compile with -DSTANDIN_ABI=N to pose as another ABI version, -DSTANDIN_NO_GPU as a machine
+ * whose CUDA runtime finds no GPU.
  */
 #include "csra_trt.h"
 
@@ -63,6 +64,11 @@ csra_trt_status csra_trt_init(csra_trt_versions* out, char* err, size_t err_len)
     if (out == NULL) {
         return fail(err, err_len, CSRA_TRT_INVALID_ARGUMENT, "null versions");
     }
+#ifdef STANDIN_NO_GPU
+    return fail(err, err_len, CSRA_TRT_NO_CUDA,
+                "the CUDA runtime cannot start: cudaErrorNoDevice (no CUDA-capable device is "
+                "detected)");
+#endif
     out->tensorrt_compiled = 100300;
     out->tensorrt_loaded = 100300;
     out->onnx_parser = 100300;
