@@ -29,16 +29,22 @@ fn main() {
     }
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let multiarch = format!("/usr/include/{arch}-linux-gnu");
+    // Cross builds take TensorRT and CUDA from the variables only: the build machine's own
+    // /usr/include and /usr/local/cuda hold the build machine's architecture.
+    let native = env::var("HOST").ok() == env::var("TARGET").ok();
+    let pick = |dirs: &'static [&'static str]| if native { dirs } else { &[] };
+    let mut trt_candidates = vec![multiarch.as_str()];
+    trt_candidates.extend(pick(&["/usr/include", "/usr/local/TensorRT/include"]));
     let Some(trt_include) = find_dir(
         "TENSORRT_INCLUDE_DIR",
-        &[&multiarch, "/usr/include", "/usr/local/TensorRT/include"],
+        &trt_candidates,
         &["NvInfer.h", "NvOnnxParser.h"],
     ) else {
         return;
     };
     let Some(cuda_include) = find_dir(
         "CUDA_INCLUDE_DIR",
-        &["/usr/local/cuda/include", "/usr/include"],
+        pick(&["/usr/local/cuda/include", "/usr/include"]),
         &["cuda_runtime_api.h"],
     ) else {
         return;
