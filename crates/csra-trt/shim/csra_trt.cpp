@@ -425,6 +425,11 @@ void build_impl(const csra_trt_build_options& o, const uint8_t* onnx, size_t onn
                      " values, not a multiple of the input's " + std::to_string(sample_len) +
                      " per picture");
         }
+        if (o.calibration_data != nullptr &&
+            o.calibration_len / static_cast<uint64_t>(sample_len) < static_cast<uint64_t>(batch)) {
+            fail(CSRA_TRT_INVALID_ARGUMENT, "INT8 calibration needs at least one batch of " +
+                                                std::to_string(batch) + " pictures");
+        }
         calibrator.reset(new Calibrator(o.calibration_data,
                                         o.calibration_len / static_cast<uint64_t>(sample_len),
                                         sample_len, batch, input->getName(),
