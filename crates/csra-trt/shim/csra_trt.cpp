@@ -394,6 +394,9 @@ void build_impl(const csra_trt_build_options& o, const uint8_t* onnx, size_t onn
     CSRA_TRT_ALLOW_DEPRECATED_BEGIN
     switch (o.precision) {
     case CSRA_TRT_FP32:
+        // TensorRT enables TF32 (a 10-bit mantissa) for FP32 layers by default on Ampere and
+        // later; FP32 here means FP32, so `verify` compares like with like.
+        config->clearFlag(nvinfer1::BuilderFlag::kTF32);
         break;
     case CSRA_TRT_FP16:
         if (!fast_fp16) {
