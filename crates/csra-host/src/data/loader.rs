@@ -10,7 +10,7 @@ use std::thread::{self, JoinHandle};
 use csra_core::dataset::Skipped;
 use csra_core::manifest::{ColorOrder, Layout, Preprocess, ResizePolicy};
 use csra_core::Sample;
-use csra_image::Renderer;
+use csra_image::{Renderer, RgbView};
 
 use super::cache::DecodedCache;
 use super::crop::sample_region;
@@ -332,7 +332,7 @@ impl Job {
             self.config.image_size,
         );
         renderer
-            .render(image.as_ref().into(), rect, flip, out)
+            .render(RgbView::from(&*image), rect, flip, out)
             .map_err(|source| DataError::Render {
                 path: sample.image.clone(),
                 source,
