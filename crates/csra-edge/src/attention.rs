@@ -4,7 +4,8 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use csra_overlay::{caption, overlay_attention};
+use csra_image::overlay::{caption, overlay_attention};
+use csra_image::ImageError;
 use image::{ImageFormat, RgbImage};
 use thiserror::Error;
 
@@ -20,7 +21,7 @@ pub enum AttentionError {
         /// The class.
         class: String,
         /// What went wrong.
-        source: csra_overlay::OverlayError,
+        source: ImageError,
     },
     /// The picture could not be encoded or written.
     #[error("{}: {reason}", path.display())]

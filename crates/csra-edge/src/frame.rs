@@ -6,18 +6,9 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-/// The pixel encoding of a frame's bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PixelFormat {
-    /// One JPEG image per frame (V4L2 `MJPG`).
-    Mjpeg,
-    /// Packed 4:2:2 `Y0 U Y1 V`, two bytes per pixel (V4L2 `YUYV`).
-    Yuyv,
-    /// Packed 8-bit `R G B`, three bytes per pixel.
-    Rgb24,
-    /// A whole image file (JPEG, PNG, BMP) as read from disk; the decoder detects its type.
-    Encoded,
-}
+/// The pixel encoding of a frame's bytes (csra-image decodes them).
+pub use csra_image::PixelFormat;
+use csra_image::RawImage;
 
 /// One frame: the bytes exactly as the source filled them (a V4L2 buffer sliced to
 /// `bytesused`, or a file's contents).
@@ -40,6 +31,19 @@ pub struct Frame {
     pub captured: Instant,
     /// Where the frame came from: the file path, or the device and its sequence number.
     pub origin: String,
+}
+
+impl Frame {
+    /// The frame's bytes and geometry, as csra-image decodes them.
+    pub fn raw(&self) -> RawImage<'_> {
+        RawImage {
+            format: self.format,
+            width: self.width,
+            height: self.height,
+            stride: self.stride,
+            data: &self.data,
+        }
+    }
 }
 
 /// An error of a frame source or stream.

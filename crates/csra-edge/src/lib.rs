@@ -4,7 +4,8 @@
 //! - [`files`]: `--input` image files as a frame stream;
 //! - [`model`]: finding a model's ONNX and manifest, and checking that they agree;
 //! - [`backend`]: the inference-engine trait and its tract implementation;
-//! - [`preprocess`]: frames to the network's input tensor (decode, resize, normalise);
+//! - [`preprocess`]: frames to the network's input tensor through csra-image (decode, resize,
+//!   normalise);
 //! - [`postprocess`]: probabilities to labels (smoothing, thresholds, hysteresis, events);
 //! - [`pipeline`]: the run loop with timings and stats;
 //! - [`camera`]: V4L2 cameras (options, format negotiation, the frame source, `probe`);

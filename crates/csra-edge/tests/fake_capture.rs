@@ -13,9 +13,7 @@ use csra_edge::camera::{CameraOptions, V4lSource};
 use csra_edge::capture::{Capture, ReconnectPolicy};
 use csra_edge::frame::{FrameSource, FrameStream, PixelFormat, SourceError};
 use csra_edge::testing::{FakeCamera, FakeFormat, Faults, Unplug};
-use zune_core::bytestream::ZCursor;
-use zune_core::options::DecoderOptions;
-use zune_jpeg::JpegDecoder;
+use csra_image::{Decoder, RawImage};
 
 const FPS: f64 = 30.0;
 
@@ -33,12 +31,18 @@ fn quick_policy() -> ReconnectPolicy {
     }
 }
 
-/// Strict JPEG decoding, as the pipeline's decoder does it; the image size on success.
+/// Strict JPEG decoding with the pipeline's decoder; the image size on success.
 fn decode_strict(jpeg: &[u8]) -> Result<(usize, usize), String> {
-    let options = DecoderOptions::default().set_strict_mode(true);
-    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(jpeg), options);
-    decoder.decode().map_err(|e| e.to_string())?;
-    decoder.dimensions().ok_or_else(|| "no dimensions".into())
+    let raw = RawImage {
+        format: PixelFormat::Mjpeg,
+        width: 0,
+        height: 0,
+        stride: 0,
+        data: jpeg,
+    };
+    let mut decoder = Decoder::new();
+    let rgb = decoder.decode(raw).map_err(|e| e.to_string())?;
+    Ok((rgb.width as usize, rgb.height as usize))
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The font of plot labels: DejaVu Sans, embedded by the `dejavu` crate (as `csra_overlay::font`
+//! The font of plot labels: DejaVu Sans, embedded by the `dejavu` crate (as `csra_image::font`
 //! embeds it for captions), so text renders the same on every machine without fontconfig,
 //! freetype or system fonts.
 

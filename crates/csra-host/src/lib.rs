@@ -19,8 +19,6 @@ pub mod export;
 mod font;
 pub mod head;
 pub mod model;
-/// Attention heat maps and captions, from the shared `csra-overlay` crate.
-pub use csra_overlay as overlay;
 pub mod plot;
 pub mod train;
 pub mod weights;

@@ -8,7 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use csra_core::Sample;
-use csra_host::data::{load_rgb, Loader, LoaderConfig};
+use csra_host::data::{Loader, LoaderConfig};
+use csra_image::load_rgb;
 use image::{Rgb, RgbImage};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};

@@ -230,9 +230,9 @@ pub fn image_input(
     device: Device,
 ) -> anyhow::Result<(image::RgbImage, tch::Tensor)> {
     let meta = &loaded.checkpoint.meta;
-    let image = csra_host::data::load_rgb(path)?;
+    let image = csra_image::load_rgb(path)?;
     let size = meta.image_size;
-    let pixels = csra_host::data::preprocess_image(&image, (size, size), &meta.preprocess)?;
+    let pixels = csra_image::preprocess_image(&image, (size, size), &meta.preprocess)?;
     let input = tch::Tensor::from_slice(&pixels)
         .f_view([1, 3, i64::from(size), i64::from(size)])?
         .to_device(device);

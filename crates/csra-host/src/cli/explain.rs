@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Args;
 use csra_host::evaluate::sigmoid;
-use csra_host::overlay::{caption, overlay_attention};
+use csra_image::overlay::{caption, overlay_attention};
 use tch::Device;
 
 use super::common::{collect_images, image_input, load_model, to_vec, DeviceArgs, LoadedModel};

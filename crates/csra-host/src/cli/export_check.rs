@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use csra_core::metrics::Evaluation;
-use csra_host::data::{load_rgb, preprocess_image, Augment, Loader, LoaderConfig};
+use csra_host::data::{Augment, Loader, LoaderConfig};
 use csra_host::evaluate::{batch_tensor, predict_with};
 use csra_host::export::tract_run::TractModel;
 use csra_host::export::verify::{tch_head_logits, Comparison};
 use csra_host::train::CheckpointMeta;
+use csra_image::{load_rgb, preprocess_image};
 use csra_onnx::HeadWeights;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};

@@ -10,9 +10,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use csra_image::load_rgb;
 use image::RgbImage;
 
-use super::{load_rgb, DataError};
+use super::DataError;
 
 /// Decoded pictures by sample index, filled on first use while the budget lasts.
 #[derive(Debug)]

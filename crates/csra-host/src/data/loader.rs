@@ -8,13 +8,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 
 use csra_core::dataset::Skipped;
-use csra_core::manifest::{Preprocess, ResizePolicy};
+use csra_core::manifest::{ColorOrder, Layout, Preprocess, ResizePolicy};
 use csra_core::Sample;
+use csra_image::{Renderer, RgbView};
 
 use super::cache::DecodedCache;
 use super::crop::sample_region;
 use super::order::{epoch_order, sample_rng};
-use super::pixels::Renderer;
 use super::{Augment, Batch, DataError};
 
 /// How a [`Loader`] makes batches.
@@ -255,7 +255,13 @@ impl Job {
     }
 
     fn renderer(&self) -> Renderer {
-        Renderer::new(self.config.image_size, &self.config.preprocess)
+        // tch takes NCHW batches in RGB order, as the official PyTorch code.
+        Renderer::new(
+            self.config.image_size,
+            &self.config.preprocess,
+            Layout::Nchw,
+            ColorOrder::Rgb,
+        )
     }
 
     /// Renders batch `b`; `None` if `stop` was raised meanwhile.
@@ -326,10 +332,10 @@ impl Job {
             self.config.image_size,
         );
         renderer
-            .render(&image, rect, flip, out)
-            .map_err(|reason| DataError::Resize {
-                image: sample.image.display().to_string(),
-                reason,
+            .render(RgbView::from(&*image), rect, flip, out)
+            .map_err(|source| DataError::Render {
+                path: sample.image.clone(),
+                source,
             })
     }
 }

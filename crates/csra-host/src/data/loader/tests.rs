@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use super::*;
-use crate::data::{load_rgb, preprocess_image};
+use csra_image::{load_rgb, preprocess_image};
 
 const CLASSES: usize = 5;
 const SIZE: (u32, u32) = (16, 12);

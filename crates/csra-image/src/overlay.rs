@@ -1,11 +1,9 @@
 //! Attention overlays as in the paper's Fig. 4: a class's attention map upsampled to the picture,
 //! coloured with the jet colour map and blended over it, plus a text caption in a corner.
 
+use crate::{font, ImageError};
 use ab_glyph::{point, Font, PxScale, ScaleFont};
 use image::{Rgb, RgbImage};
-use thiserror::Error;
-
-use crate::font;
 
 /// Weight of the colour map in the blend: at one half the picture stays recognisable under the
 /// heat map, as in the paper's figures.
@@ -16,34 +14,6 @@ const CAPTION_BOX: Rgb<u8> = Rgb([24, 24, 24]);
 /// Colour of the caption text.
 const CAPTION_TEXT: [f32; 3] = [255.0, 255.0, 255.0];
 
-/// An error drawing an attention overlay or a caption.
-#[derive(Debug, Error)]
-pub enum OverlayError {
-    /// The attention values do not fill the stated `[h, w]` grid.
-    #[error("attention map has {len} values but its shape is {h}x{w}; pass the non-empty [h, w] map of one class")]
-    Shape {
-        /// Number of values passed.
-        len: usize,
-        /// Stated height.
-        h: usize,
-        /// Stated width.
-        w: usize,
-    },
-    /// An attention value is NaN or infinite.
-    #[error("attention value {value} at row {row}, column {col} is not finite; the model produced NaN or infinite scores")]
-    NonFinite {
-        /// Row of the value.
-        row: usize,
-        /// Column of the value.
-        col: usize,
-        /// The value.
-        value: f32,
-    },
-    /// The embedded font could not be loaded.
-    #[error("the embedded DejaVu font could not be loaded; rebuild with an intact `dejavu` crate")]
-    Font,
-}
-
 /// Lays the `[h, w]` attention map (row-major) over `image`: bilinear upsampling to the image
 /// size (PyTorch's `align_corners=False` convention), min-max normalisation to [0, 1], the jet
 /// colour map, and an [`OVERLAY_ALPHA`] blend. A constant map gives a uniform cold tint.
@@ -51,16 +21,16 @@ pub fn overlay_attention(
     image: &RgbImage,
     attention: &[f32],
     (h, w): (usize, usize),
-) -> Result<RgbImage, OverlayError> {
+) -> Result<RgbImage, ImageError> {
     if h == 0 || w == 0 || h.checked_mul(w) != Some(attention.len()) {
-        return Err(OverlayError::Shape {
+        return Err(ImageError::AttentionShape {
             len: attention.len(),
             h,
             w,
         });
     }
     if let Some(i) = attention.iter().position(|v| !v.is_finite()) {
-        return Err(OverlayError::NonFinite {
+        return Err(ImageError::NonFiniteAttention {
             row: i / w,
             col: i % w,
             value: attention[i],
@@ -87,12 +57,12 @@ pub fn overlay_attention(
 
 /// Draws `text` (one line, e.g. "dog 0.93") in white on a dark box in the top-left corner. The
 /// font size follows the image size; text that does not fit is clipped at the image edge.
-pub fn caption(image: &mut RgbImage, text: &str) -> Result<(), OverlayError> {
+pub fn caption(image: &mut RgbImage, text: &str) -> Result<(), ImageError> {
     let (width, height) = image.dimensions();
     if text.is_empty() || width == 0 || height == 0 {
         return Ok(());
     }
-    let font = font::sans().ok_or(OverlayError::Font)?;
+    let font = font::sans().ok_or(ImageError::Font)?;
     let scale = PxScale::from(caption_px(width, height));
     let scaled = font.as_scaled(scale);
     let pad = (0.3 * scale.y).ceil();
@@ -318,15 +288,15 @@ mod tests {
         let image = grey(8, 8, 0);
         assert!(matches!(
             overlay_attention(&image, &[0.0; 5], (2, 3)),
-            Err(OverlayError::Shape { len: 5, h: 2, w: 3 })
+            Err(ImageError::AttentionShape { len: 5, h: 2, w: 3 })
         ));
         assert!(matches!(
             overlay_attention(&image, &[], (0, 3)),
-            Err(OverlayError::Shape { .. })
+            Err(ImageError::AttentionShape { .. })
         ));
         let err = overlay_attention(&image, &[0.0, 1.0, f32::NAN, 0.0], (2, 2)).unwrap_err();
         assert!(
-            matches!(err, OverlayError::NonFinite { row: 1, col: 0, .. }),
+            matches!(err, ImageError::NonFiniteAttention { row: 1, col: 0, .. }),
             "{err}"
         );
     }

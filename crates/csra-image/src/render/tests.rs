@@ -64,9 +64,9 @@ fn reference_resize(image: &RgbImage, rect: Rect, out_w: u32, out_h: u32) -> Vec
 }
 
 fn render(image: &RgbImage, rect: Rect, flip: bool, size: (u32, u32), p: &Preprocess) -> Vec<f32> {
-    let mut renderer = Renderer::new(size, p);
+    let mut renderer = Renderer::new(size, p, Layout::Nchw, ColorOrder::Rgb);
     let mut out = vec![f32::NAN; renderer.len()];
-    renderer.render(image, rect, flip, &mut out).unwrap();
+    renderer.render(image.into(), rect, flip, &mut out).unwrap();
     out
 }
 

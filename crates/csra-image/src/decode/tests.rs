@@ -57,7 +57,7 @@ fn a_truncated_jpeg_is_an_error_naming_the_file() {
     let path = dir.path().join("cut.jpg");
     std::fs::write(&path, &full[..full.len() / 2]).unwrap();
     let err = load_rgb(&path).unwrap_err();
-    assert!(matches!(err, DataError::Decode { .. }), "{err:?}");
+    assert!(matches!(err, ImageError::File { .. }), "{err:?}");
     let message = err.to_string();
     assert!(message.contains("cut.jpg"), "{message}");
     assert!(message.contains("may be truncated"), "{message}");
@@ -69,11 +69,97 @@ fn a_text_file_and_a_missing_file_are_errors_naming_the_file() {
     let text = dir.path().join("notes.jpg");
     std::fs::write(&text, "not a picture").unwrap();
     let err = load_rgb(&text).unwrap_err();
-    assert!(matches!(err, DataError::Decode { .. }), "{err:?}");
+    assert!(matches!(err, ImageError::File { .. }), "{err:?}");
     assert!(err.to_string().contains("notes.jpg"), "{err}");
 
     let missing = dir.path().join("missing.png");
     let err = load_rgb(&missing).unwrap_err();
-    assert!(matches!(err, DataError::Read { .. }), "{err:?}");
+    assert!(matches!(err, ImageError::Read { .. }), "{err:?}");
     assert!(err.to_string().contains("missing.png"), "{err}");
+}
+
+#[test]
+fn packed_rgb_is_used_in_place_and_row_padding_is_dropped() {
+    // 3×2 pixels, levels 0..18 in reading order.
+    let pixels: Vec<u8> = (0..18).collect();
+    let raw = RawImage {
+        format: PixelFormat::Rgb24,
+        width: 3,
+        height: 2,
+        stride: 0,
+        data: &pixels,
+    };
+    let mut decoder = Decoder::new();
+    let view = decoder.decode(raw).unwrap();
+    assert_eq!((view.width, view.height), (3, 2));
+    assert!(std::ptr::eq(view.pixels, &pixels[..]), "not copied");
+    // The same rows with two padding bytes each (V4L2 `bytesperline` 11).
+    let padded: Vec<u8> = pixels
+        .chunks(9)
+        .flat_map(|row| row.iter().copied().chain([0xEE, 0xEE]))
+        .collect();
+    let view = decoder
+        .decode(RawImage {
+            stride: 11,
+            data: &padded,
+            ..raw
+        })
+        .unwrap();
+    assert_eq!(view.pixels, &pixels[..]);
+}
+
+#[test]
+fn short_odd_and_empty_raw_frames_are_errors() {
+    let mut decoder = Decoder::new();
+    let data = [0u8; 10];
+    let yuyv = RawImage {
+        format: PixelFormat::Yuyv,
+        width: 4,
+        height: 2,
+        stride: 0,
+        data: &data,
+    };
+    // Two rows of 4 YUYV pixels need 2 × 8 bytes.
+    let err = decoder.decode(yuyv).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ImageError::Truncated {
+                needed: 16,
+                actual: 10,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let odd = RawImage {
+        width: 3,
+        height: 1,
+        ..yuyv
+    };
+    assert!(decoder
+        .decode(odd)
+        .unwrap_err()
+        .to_string()
+        .contains("even width"));
+    let empty = RawImage {
+        format: PixelFormat::Rgb24,
+        width: 0,
+        height: 2,
+        ..yuyv
+    };
+    assert!(decoder
+        .decode(empty)
+        .unwrap_err()
+        .to_string()
+        .contains("no pixels"));
+    let text = RawImage {
+        format: PixelFormat::Encoded,
+        data: b"not a picture",
+        ..yuyv
+    };
+    assert!(matches!(
+        decoder.decode(text),
+        Err(ImageError::Decode { .. })
+    ));
 }
