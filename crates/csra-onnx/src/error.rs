@@ -68,6 +68,14 @@ pub enum OnnxError {
         /// tract's message.
         message: String,
     },
+    /// The model folder of a graft could not be written.
+    #[error("cannot write the model folder {}: {cause}; choose a writable --out folder", dir.display())]
+    ModelFolder {
+        /// The folder.
+        dir: PathBuf,
+        /// What failed, printed as part of this message rather than as a separate cause.
+        cause: Box<OnnxError>,
+    },
     /// tract, the edge's runtime, cannot load or run a grafted model.
     #[error("tract cannot run the grafted model: {message}; the edge could not load it either, so nothing was written")]
     TractRun {
@@ -214,7 +222,8 @@ impl OnnxError {
             | Self::Decode { .. }
             | Self::InModel { .. }
             | Self::Manifest(_)
-            | Self::Labels(_) => self,
+            | Self::Labels(_)
+            | Self::ModelFolder { .. } => self,
             other => Self::InModel {
                 path: path.to_owned(),
                 source: Box::new(other),

@@ -168,7 +168,12 @@ pub fn graft_command(options: &GraftOptions) -> Result<Grafted, OnnxError> {
         &target,
     )?;
     runs_in_tract(&built.model).map_err(|e| e.in_model(&options.model))?;
-    files.write(&built.model, &built.manifest, &options.labels)?;
+    files
+        .write(&built.model, &built.manifest, &options.labels)
+        .map_err(|cause| OnnxError::ModelFolder {
+            dir: files.dir.clone(),
+            cause: Box::new(cause),
+        })?;
     Ok(Grafted {
         model_path: files.model,
         manifest_path: files.manifest,

@@ -24,8 +24,6 @@ pub use command::{
 
 use std::path::{Path, PathBuf};
 
-use crate::pb::tensor_proto::DataType;
-use crate::pb::{GraphProto, ModelProto, ValueInfoProto};
 use csra_core::head::HeadSpec;
 use csra_core::labels::LabelSet;
 use csra_core::manifest::{
@@ -36,6 +34,8 @@ use crate::builder::{GraphBuilder, Value};
 use crate::error::OnnxError;
 use crate::head::{emit_head, FeatureShape, HeadWeights};
 use crate::model_io::{read_model, write_model};
+use crate::pb::tensor_proto::DataType;
+use crate::pb::{GraphProto, ModelProto, ValueInfoProto};
 use crate::shape::{Dim, ShapeDisplay, TensorType};
 
 /// Where and how a grafted model is written, and what its manifest says.
