@@ -201,7 +201,7 @@ fn resnet18_and_mobilenet_v2_match_tch_for_every_head() {
 
     let fp16 = dir.path().join("mobilenet_v2-fp16.onnx");
     let mut model = csra_onnx::read_model(&mobilenet).unwrap();
-    csra_host::export::fp16::convert(&mut model);
+    csra_onnx::fp16::convert(&mut model).unwrap();
     csra_onnx::write_model(&fp16, &model).unwrap();
     onnxruntime_agrees(&mobilenet, &fp16, dir.path());
 }

@@ -2,8 +2,10 @@
 
 use std::collections::HashSet;
 
-use tract_onnx::pb::tensor_proto::DataType;
-use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, ValueInfoProto};
+use crate::pb::tensor_proto::DataType;
+#[cfg(feature = "graft")]
+use crate::pb::ValueInfoProto;
+use crate::pb::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto};
 
 use crate::error::OnnxError;
 use crate::graph_order;
@@ -199,6 +201,7 @@ impl GraphBuilder {
     }
 
     /// Runs `f` on the model as built so far, without copying it.
+    #[cfg(feature = "graft")]
     pub(crate) fn with_model<R>(&mut self, f: impl FnOnce(&ModelProto) -> R) -> R {
         self.model.graph = Some(std::mem::take(&mut self.graph));
         let result = f(&self.model);
@@ -207,16 +210,19 @@ impl GraphBuilder {
     }
 
     /// Removes the graph outputs and returns their declarations.
+    #[cfg(feature = "graft")]
     pub(crate) fn take_outputs(&mut self) -> Vec<ValueInfoProto> {
         std::mem::take(&mut self.graph.output)
     }
 
     /// Declares graph outputs again, as they were declared before.
+    #[cfg(feature = "graft")]
     pub(crate) fn restore_outputs(&mut self, outputs: impl IntoIterator<Item = ValueInfoProto>) {
         self.graph.output.extend(outputs);
     }
 
     /// Removes the node that produces `tensor`, if any.
+    #[cfg(feature = "graft")]
     pub(crate) fn remove_producer(&mut self, tensor: &str) {
         self.graph
             .node
@@ -226,6 +232,7 @@ impl GraphBuilder {
 
     /// Drops every node, initializer and value declaration that no graph output depends on,
     /// and frees their names.
+    #[cfg(feature = "graft")]
     pub(crate) fn prune(&mut self) {
         graph_order::prune(&mut self.graph);
         self.collect_names();

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use csra_core::head::HeadError;
+use csra_core::labels::LabelError;
 use csra_core::manifest::ManifestError;
 use thiserror::Error;
 
@@ -64,6 +65,20 @@ pub enum OnnxError {
     ShapeInference {
         /// The tensor.
         name: String,
+        /// tract's message.
+        message: String,
+    },
+    /// The model folder of a graft could not be written.
+    #[error("cannot write the model folder {}: {cause}; choose a writable --out folder", dir.display())]
+    ModelFolder {
+        /// The folder.
+        dir: PathBuf,
+        /// What failed, printed as part of this message rather than as a separate cause.
+        cause: Box<OnnxError>,
+    },
+    /// tract, the edge's runtime, cannot load or run a grafted model.
+    #[error("tract cannot run the grafted model: {message}; the edge could not load it either, so nothing was written")]
+    TractRun {
         /// tract's message.
         message: String,
     },
@@ -191,15 +206,24 @@ pub enum OnnxError {
     /// The manifest could not be written.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// The labels file could not be read or written.
+    #[error(transparent)]
+    Labels(#[from] LabelError),
+    /// A graph that the FP16 conversion cannot rewrite faithfully.
+    #[error("FP16 conversion: {0}; export this model in FP32, or simplify the graph (e.g. with onnx-simplifier) first")]
+    Fp16Unsupported(String),
 }
 
 impl OnnxError {
     /// Attaches the model file this error is about.
     pub(crate) fn in_model(self, path: &std::path::Path) -> Self {
         match self {
-            Self::Io { .. } | Self::Decode { .. } | Self::InModel { .. } | Self::Manifest(_) => {
-                self
-            }
+            Self::Io { .. }
+            | Self::Decode { .. }
+            | Self::InModel { .. }
+            | Self::Manifest(_)
+            | Self::Labels(_)
+            | Self::ModelFolder { .. } => self,
             other => Self::InModel {
                 path: path.to_owned(),
                 source: Box::new(other),

@@ -3,7 +3,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
-use tract_onnx::pb::{GraphProto, NodeProto};
+use crate::pb::{GraphProto, NodeProto};
 
 use crate::error::OnnxError;
 
@@ -123,6 +123,7 @@ fn node_label(node: &NodeProto) -> String {
 /// Removes the nodes no graph output depends on, then the initializers and value
 /// declarations nothing reads any more. Graph inputs stay, being the model's interface, unless
 /// they only declared a dropped initializer.
+#[cfg(feature = "graft")]
 pub(crate) fn prune(graph: &mut GraphProto) {
     let producer: HashMap<&str, usize> = graph
         .node
@@ -162,7 +163,7 @@ pub(crate) fn prune(graph: &mut GraphProto) {
 
 #[cfg(test)]
 mod tests {
-    use tract_onnx::pb::{TensorProto, ValueInfoProto};
+    use crate::pb::{TensorProto, ValueInfoProto};
 
     use super::*;
 
@@ -243,7 +244,7 @@ mod tests {
             ..GraphProto::default()
         };
         let mut branch = node("if", &["x"], &["if"]);
-        branch.attribute.push(tract_onnx::pb::AttributeProto {
+        branch.attribute.push(crate::pb::AttributeProto {
             name: "then_branch".to_owned(),
             g: Some(body),
             ..Default::default()
@@ -254,6 +255,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "graft")]
     fn pruning_drops_what_no_output_needs() {
         let mut g = graph(
             vec![

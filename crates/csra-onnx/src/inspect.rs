@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use tract_onnx::pb::tensor_proto::DataType;
-use tract_onnx::pb::{GraphProto, ModelProto};
+use crate::pb::tensor_proto::DataType;
+use crate::pb::{GraphProto, ModelProto};
 
 use crate::error::OnnxError;
 use crate::model_io::read_model;
@@ -123,7 +123,7 @@ fn runtime_inputs(graph: &GraphProto) -> Vec<TensorInfo> {
         .collect()
 }
 
-fn tensor_info(info: &tract_onnx::pb::ValueInfoProto) -> TensorInfo {
+fn tensor_info(info: &crate::pb::ValueInfoProto) -> TensorInfo {
     TensorInfo {
         name: info.name.clone(),
         tensor_type: TensorType::of(info),

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
+use crate::pb::ModelProto;
 use prost::Message;
-use tract_onnx::pb::ModelProto;
 
 use crate::error::OnnxError;
 

@@ -1,7 +1,7 @@
 //! An operator to add to a graph: its type and attributes.
 
-use tract_onnx::pb::attribute_proto::AttributeType;
-use tract_onnx::pb::AttributeProto;
+use crate::pb::attribute_proto::AttributeType;
+use crate::pb::AttributeProto;
 
 /// An ONNX operator of the default domain with its attributes, e.g.
 /// `Op::new("Conv").ints("kernel_shape", &[3, 3]).int("group", 32)`.

@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-use tract_onnx::pb::tensor_proto::DataType;
-use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
-use tract_onnx::pb::{type_proto, TensorShapeProto, TypeProto, ValueInfoProto};
+use crate::pb::tensor_proto::DataType;
+use crate::pb::tensor_shape_proto::{dimension, Dimension};
+use crate::pb::{type_proto, TensorShapeProto, TypeProto, ValueInfoProto};
 
 /// The symbolic name of the dynamic batch dimension in every csra model.
 pub const BATCH_DIM: &str = "N";

@@ -1,7 +1,9 @@
 //! Initializer tensors: encoding `f32` and `i64` data, and reading `f32` data back.
 
-use tract_onnx::pb::tensor_proto::{DataLocation, DataType};
-use tract_onnx::pb::TensorProto;
+#[cfg(feature = "graft")]
+use crate::pb::tensor_proto::DataLocation;
+use crate::pb::tensor_proto::DataType;
+use crate::pb::TensorProto;
 
 use crate::shape::i64_from;
 
@@ -37,6 +39,7 @@ pub(crate) fn element_count(tensor: &TensorProto) -> u64 {
 }
 
 /// The dimensions as sizes; `None` if one is negative.
+#[cfg(feature = "graft")]
 pub(crate) fn dims(tensor: &TensorProto) -> Option<Vec<usize>> {
     tensor
         .dims
@@ -46,8 +49,9 @@ pub(crate) fn dims(tensor: &TensorProto) -> Option<Vec<usize>> {
 }
 
 /// The data of an `f32` tensor, or why it cannot be read.
+#[cfg(feature = "graft")]
 pub(crate) fn f32_data(tensor: &TensorProto) -> Result<Vec<f32>, String> {
-    if tensor.data_location == Some(DataLocation::External as i32) {
+    if tensor.data_location == DataLocation::External as i32 {
         return Err(
             "its data lives in an external file, which csra-onnx does not read; \
                     re-export the model with its weights inside the .onnx file"

@@ -10,7 +10,7 @@ mod common;
 use csra_core::head::math::{forward, Classifier, FeatureMap};
 use csra_core::head::HeadSpec;
 use csra_core::manifest::{Manifest, OutputNames};
-use csra_onnx::graft::{graft_head, graft_max};
+use csra_onnx::graft::{graft_command, graft_head, graft_max, GraftOptions, Normalization};
 use csra_onnx::{ClassifierWeights, Dim, HeadWeights};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -271,4 +271,65 @@ fn csra_head_on_a_feature_map_matches_the_reference() {
     let manifest = Manifest::read(&grafted.manifest_path).unwrap();
     assert_eq!(manifest.outputs, OutputNames::default());
     assert_eq!(manifest.num_classes, classes);
+}
+
+/// The options of a `graft` command onto the tiny backbone at `model`, writing into `out`.
+fn command_options(model: &std::path::Path, out: &std::path::Path) -> GraftOptions {
+    GraftOptions {
+        model: model.to_owned(),
+        out: out.to_owned(),
+        labels: csra_core::LabelSet::new((0..CLASSES).map(|c| format!("class_{c}")), "test")
+            .unwrap(),
+        lambda: 0.4,
+        logits: None,
+        preprocess: Normalization::Imagenet.preprocess(),
+        color: csra_core::manifest::ColorOrder::Rgb,
+        backbone: None,
+        dataset: "random".to_owned(),
+        created_by: "csra-onnx tests".to_owned(),
+    }
+}
+
+#[test]
+fn the_graft_command_writes_a_model_folder_equal_to_graft_max() {
+    let mut rng = StdRng::seed_from_u64(17);
+    let dir = tempfile::tempdir().unwrap();
+    let backbone = tiny_backbone(Tail::Gemm, Extras::default(), &mut rng);
+    let source = common::write(dir.path(), "tiny.onnx", &backbone.model);
+    let out = dir.path().join("folder");
+    let grafted = graft_command(&command_options(&source, &out)).unwrap();
+    assert_eq!(grafted.model_path, out.join("model.onnx"));
+    let manifest = Manifest::read(&out.join("model.manifest.json")).unwrap();
+    assert_eq!(manifest, grafted.manifest);
+    assert_eq!(manifest.head, HeadSpec::max(0.4).unwrap());
+    assert_eq!(manifest.provenance.backbone, "tiny");
+    assert_eq!(manifest.preprocess.mean, [0.485, 0.456, 0.406]);
+    let labels = csra_core::LabelSet::read(&out.join("labels.txt")).unwrap();
+    assert_eq!(labels.len(), CLASSES);
+
+    // The same rewrite as graft_max, so the same logits.
+    let target = common::target(dir.path(), "max.onnx", CLASSES);
+    graft_max(&source, None, 0.4, &target).unwrap();
+    let input = images(&mut rng);
+    let folder = common::run(&grafted.model_path, std::slice::from_ref(&input));
+    let direct = common::run(&target.path, &[input]);
+    assert_eq!(folder[0].data, direct[0].data);
+}
+
+#[test]
+fn the_graft_command_names_an_unwritable_folder_and_the_flag() {
+    let mut rng = StdRng::seed_from_u64(19);
+    let dir = tempfile::tempdir().unwrap();
+    let backbone = tiny_backbone(Tail::Gemm, Extras::default(), &mut rng);
+    let source = common::write(dir.path(), "tiny.onnx", &backbone.model);
+    // A file where the folder should be.
+    let out = dir.path().join("taken");
+    std::fs::write(&out, "not a folder").unwrap();
+    let err = graft_command(&command_options(&source, &out)).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains(out.to_str().unwrap()), "{message}");
+    assert!(
+        message.contains("choose a writable --out folder"),
+        "{message}"
+    );
 }

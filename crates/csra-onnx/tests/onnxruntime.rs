@@ -25,8 +25,6 @@
 
 mod common;
 
-use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -39,7 +37,10 @@ use csra_onnx::{emit_head, ClassifierWeights, Dim, FeatureShape, GraphBuilder, H
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use common::{npy, relative_error, tiny_backbone, uniform, Extras, Tail, FEATURE_DIM, IMAGE_SIZE};
+use common::{
+    npy, python, relative_error, tiny_backbone, uniform, workspace_root, Extras, Tail, FEATURE_DIM,
+    IMAGE_SIZE, SETUP,
+};
 
 /// ORT and tract run the same f32 graph with different kernels and summation orders.
 const TOLERANCE: f64 = 1e-5;
@@ -51,9 +52,6 @@ const HEAD_CLASSES: usize = 20;
 /// The ORT runs the script makes of every file (see the script's docstring).
 const LEVELS: [&str; 2] = ["plain", "optimized"];
 
-const SETUP: &str = "python3 -m venv .venv && .venv/bin/pip install -r requirements/test.txt \
-                     (in the workspace root), then run with CSRA_PYTHON=.venv/bin/python";
-
 /// One written model and what it runs on.
 struct Case {
     stem: String,
@@ -62,46 +60,6 @@ struct Case {
     inputs: Vec<(Vec<usize>, Vec<f32>)>,
     /// csra-core's logits `[N, C]` on the inputs, for a bare head.
     reference_logits: Option<Vec<f32>>,
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("the crate sits in crates/ of the workspace")
-        .to_owned()
-}
-
-/// The interpreter from `CSRA_PYTHON`, or `None` (after saying so) when the check is skipped.
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("CSRA_PYTHON").filter(|p| !p.is_empty()) {
-        Some(path) => Some(resolve(path)),
-        None => {
-            let required = std::env::var("CSRA_REQUIRE_PYTHON_REFERENCE").is_ok_and(|v| v == "1");
-            assert!(
-                !required,
-                "CSRA_REQUIRE_PYTHON_REFERENCE=1 but CSRA_PYTHON is not set; set up the \
-                 ONNX Runtime reference: {SETUP}"
-            );
-            // Straight to stderr, past the test harness's capture, so a skip is never silent.
-            let _ = writeln!(
-                std::io::stderr(),
-                "csra-onnx onnxruntime test skipped: set CSRA_PYTHON to a Python with \
-                 requirements/test.txt ({SETUP})"
-            );
-            None
-        }
-    }
-}
-
-/// A relative path is taken from the workspace root; a bare name is looked up on `PATH`.
-fn resolve(path: OsString) -> PathBuf {
-    let path = PathBuf::from(path);
-    if path.is_relative() && path.components().count() > 1 {
-        workspace_root().join(path)
-    } else {
-        path
-    }
 }
 
 /// A bare head file to write.
@@ -332,7 +290,9 @@ fn run_reference(python: &Path, dir: &Path) -> String {
 
 #[test]
 fn onnxruntime_and_the_checker_accept_every_file_and_agree_with_tract() {
-    let Some(python) = python() else { return };
+    let Some(python) = python("onnxruntime") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut rng = StdRng::seed_from_u64(20);
     let mut cases = head_cases(dir.path(), &mut rng);

@@ -1,7 +1,8 @@
-//! The `csra-edge` command line: the run (files or camera), `info`, `bench` and `probe`.
+//! The `csra-edge` command line: the run (files or camera), `info`, `bench`, `probe` and `graft`.
 
 mod bench;
 mod camera;
+mod graft;
 mod info;
 mod probe;
 mod run;
@@ -34,6 +35,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// List the V4L2 cameras with their formats, frame sizes and frame rates.
     Probe(ProbeArgs),
+    /// Turn any ONNX classifier with a GAP + FC tail into the training-free Max head.
+    Graft(graft::GraftArgs),
 }
 
 /// Options of a run.
@@ -169,6 +172,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Info(args)) => info::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
         Some(Command::Probe(args)) => probe::run(&args),
+        Some(Command::Graft(args)) => graft::run(args),
         None => run::run(&cli.run),
     }
 }

@@ -2,12 +2,12 @@
 //! with torchvision's parameter names, defaults and initialisation; and their ONNX form, one
 //! `Conv` with BatchNorm folded in, plus the activations.
 
+use csra_onnx::batchnorm::{fold, BatchNormParams};
 use csra_onnx::{GraphBuilder, Op, Value};
 use tch::nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use tch::nn::{Init, Path};
 use tch::{Kind, TchError, Tensor};
 
-use crate::export::batchnorm::{fold, BatchNormParams};
 use crate::export::{tensor_values, ExportError};
 
 /// torchvision's `nn.BatchNorm2d` defaults.

@@ -9,6 +9,7 @@ use csra_core::{HeadSpec, HeadVariant};
 use csra_host::data_source::{DataFormat, DataSource};
 use csra_host::train::Checkpoint;
 use csra_host::CsraModel;
+use csra_onnx::graft::Normalization;
 use tch::nn::VarStore;
 use tch::Device;
 
@@ -77,21 +78,19 @@ pub enum Normalize {
 }
 
 impl Normalize {
-    /// The squash-resize pipeline with this normalisation.
+    /// The squash-resize pipeline with this normalisation (csra-onnx's table, which the
+    /// libtorch-free `graft` commands share).
     pub fn preprocess(self) -> Preprocess {
-        let base = Preprocess::official();
-        match self {
-            Self::Official => base,
-            Self::Tf => Preprocess {
-                mean: [0.5; 3],
-                std: [0.5; 3],
-                ..base
-            },
-            Self::Imagenet => Preprocess {
-                mean: [0.485, 0.456, 0.406],
-                std: [0.229, 0.224, 0.225],
-                ..base
-            },
+        Normalization::from(self).preprocess()
+    }
+}
+
+impl From<Normalize> for Normalization {
+    fn from(normalize: Normalize) -> Self {
+        match normalize {
+            Normalize::Official => Self::Official,
+            Normalize::Tf => Self::Tf,
+            Normalize::Imagenet => Self::Imagenet,
         }
     }
 }

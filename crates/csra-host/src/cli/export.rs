@@ -9,13 +9,13 @@ use clap::Args;
 use csra_core::head::{HeadSpec, HeadVariant};
 use csra_core::labels::LabelSet;
 use csra_core::manifest::{Manifest, MeasuredMetrics, OutputNames, Provenance};
-use csra_host::export::files::{ExportFiles, MODEL_FILE};
 use csra_host::export::heads::{self, Derivation};
 use csra_host::export::tract_run::TractModel;
 use csra_host::export::verify::{tch_head_logits, Comparison, F16_TOLERANCE, F32_TOLERANCE};
 use csra_host::export::{BackboneGraph, GraphOptions, Precision};
 use csra_host::train::{Checkpoint, ValMetrics};
 use csra_onnx::HeadWeights;
+use csra_onnx::{ExportFiles, MODEL_FILE};
 use tch::{Device, Tensor};
 
 use super::common::{load_model, DeviceArgs, LoadedModel};

@@ -1,17 +1,13 @@
 //! `csra-host graft`: any ONNX classifier with a GAP + FC tail becomes the training-free Max head,
-//! through `csra_onnx::graft::graft_max`. No checkpoint and no libtorch involved.
+//! through `csra_onnx::graft::graft_command`. No checkpoint and no libtorch involved; `csra-edge
+//! graft` is the same command without libtorch in its build.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
-use csra_core::labels::LabelSet;
-use csra_core::manifest::{ColorOrder, OutputNames, Provenance};
-use csra_host::export::files::ExportFiles;
-use csra_host::export::heads::DEFAULT_MAX_LAMBDA;
-use csra_host::export::tract_run::TractModel;
-use csra_onnx::graft::{graft_max, GraftTarget};
+use csra_core::manifest::ColorOrder;
+use csra_onnx::graft::{graft_command, labels_from_arg, GraftOptions, DEFAULT_MAX_LAMBDA};
 
 use super::common::Normalize;
 
@@ -50,53 +46,23 @@ pub struct GraftArgs {
 
 /// Runs `csra-host graft`.
 pub fn run(args: GraftArgs) -> anyhow::Result<ExitCode> {
-    let labels = match args.labels.as_str() {
-        "coco" => LabelSet::coco(),
-        "voc" => LabelSet::voc(),
-        "wider" => LabelSet::wider(),
-        path => LabelSet::read(path.as_ref())?,
-    };
-    let files = ExportFiles::in_dir(&args.out);
-    std::fs::create_dir_all(&files.dir).with_context(|| {
-        format!(
-            "cannot create the output folder {}; choose a writable --out folder",
-            files.dir.display()
-        )
-    })?;
-    let source = args.model.display().to_string();
-    let backbone = args.backbone.clone().unwrap_or_else(|| {
-        args.model
-            .file_stem()
-            .map_or_else(|| source.clone(), |s| s.to_string_lossy().into_owned())
-    });
-    let target = GraftTarget {
-        path: files.model.clone(),
-        labels: labels.clone(),
-        provenance: Provenance {
-            backbone,
-            dataset: args.dataset.clone(),
-            epochs: 0,
-            commit: None,
-            created_by: csra_host::created_by(),
-            note: Some(format!(
-                "training-free max head (mean + {}·max) grafted onto the classifier tail of {source}",
-                args.lambda
-            )),
-        },
+    let options = GraftOptions {
+        labels: labels_from_arg(&args.labels)?,
         preprocess: args.normalize.preprocess(),
         color: if args.bgr {
             ColorOrder::Bgr
         } else {
             ColorOrder::Rgb
         },
-        outputs: OutputNames::default(),
+        model: args.model,
+        out: args.out,
+        lambda: args.lambda,
+        logits: args.logits,
+        backbone: args.backbone,
+        dataset: args.dataset,
+        created_by: csra_host::created_by(),
     };
-    let grafted = graft_max(&args.model, args.logits.as_deref(), args.lambda, &target)?;
-    labels.write(&files.labels)?;
-    // The edge runs it in tract: make sure tract takes it before calling it done.
-    let tract = TractModel::load(&grafted.model_path, &grafted.manifest.outputs.logits)?;
-    let [c, h, w] = tract.image_shape();
-    tract.logits(&vec![0.0; c * h * w], 1)?;
+    let grafted = graft_command(&options)?;
     outln!(
         "{}: {} on feature map `{}` {}×{}×{}; runs in tract",
         grafted.model_path.display(),

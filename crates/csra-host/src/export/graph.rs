@@ -5,7 +5,7 @@ use csra_onnx::pb::tensor_proto::DataType;
 use csra_onnx::pb::ModelProto;
 use csra_onnx::{emit_head, Dim, FeatureShape, GraphBuilder, HeadWeights, Value};
 
-use super::{fp16, ExportError};
+use super::ExportError;
 use crate::backbone::Backbone;
 
 /// The name of the image input of every exported model.
@@ -25,7 +25,7 @@ pub struct GraphOptions {
 pub enum Precision {
     /// `f32` throughout.
     Fp32,
-    /// `f16` weights and compute; `f32` inputs and outputs (see [`super::fp16`]).
+    /// `f16` weights and compute; `f32` inputs and outputs (see [`csra_onnx::fp16`]).
     Fp16,
 }
 
@@ -101,7 +101,7 @@ impl BackboneGraph {
         emit_head(&mut builder, &self.features, &self.shape, head, outputs)?;
         let mut model = builder.finish()?;
         if precision == Precision::Fp16 {
-            fp16::convert(&mut model);
+            csra_onnx::fp16::convert(&mut model)?;
         }
         Ok(model)
     }

@@ -17,8 +17,8 @@ use csra_onnx::{ClassifierWeights, HeadWeights};
 
 use super::ExportError;
 
-/// λ of a `max` head when none is given: the value the README's coco-mini results use.
-pub const DEFAULT_MAX_LAMBDA: f32 = 0.2;
+/// λ of a `max` head when none is given, the one `graft` uses too.
+pub use csra_onnx::graft::DEFAULT_MAX_LAMBDA;
 
 /// The head counts of the paper's temperature lists, the default `--heads` family.
 pub const PAPER_HEAD_COUNTS: [usize; 5] = [1, 2, 4, 6, 8];

@@ -6,14 +6,12 @@
 //!   are put ([`BackboneGraph::with_head`]);
 //! - [`heads`]: the head an export writes, derived from the trained one, and head families for
 //!   benchmarking;
-//! - [`fp16`]: FP16 weights and compute behind FP32 inputs and outputs;
-//! - [`files`]: `model.onnx`, `model.manifest.json` and `labels.txt`, each written atomically;
+//! - the folding of BatchNorm, the FP16 conversion and the files of a model folder are
+//!   csra-onnx's ([`csra_onnx::batchnorm`], [`csra_onnx::fp16`], [`csra_onnx::ExportFiles`]),
+//!   as none of them needs libtorch;
 //! - [`tract_run`]: running a written file in tract;
 //! - [`verify`]: the logit comparison `--verify` applies.
 
-pub mod batchnorm;
-pub mod files;
-pub mod fp16;
 mod graph;
 pub mod heads;
 pub mod tract_run;

@@ -1,11 +1,13 @@
-//! Finding a feature tensor in a backbone and its static `[N, d, h, w]` shape.
+//! Finding a feature tensor in a backbone and its static `[N, d, h, w]` shape, the one job
+//! csra-onnx needs tract's shape inference for.
 
-use tract_onnx::pb::{GraphProto, ModelProto};
-use tract_onnx::prelude::{InferenceModelExt, TDim};
+use prost::Message;
+use tract_onnx::prelude::{Framework, InferenceModelExt, TDim};
 use tract_onnx::tract_hir::internal::DimLike;
 
 use crate::error::OnnxError;
 use crate::head::FeatureShape;
+use crate::pb::{GraphProto, ModelProto};
 use crate::shape::Dim;
 
 /// The error for a tensor name the graph does not define, with the names that would work.
@@ -42,14 +44,19 @@ pub(super) fn unknown_tensor(graph: &GraphProto, name: &str) -> OnnxError {
 }
 
 /// The shape of tensor `name`, inferred by tract; it must be `[N, d, h, w]` with static d, h,
-/// w. A symbolic batch stays symbolic.
+/// w. A symbolic batch stays symbolic. tract reads the model as bytes, decoded with its own
+/// copy of the schema, so csra-onnx's prost version is free of tract's.
 pub(super) fn feature_shape(model: &ModelProto, name: &str) -> Result<FeatureShape, OnnxError> {
     let inference = |message: String| OnnxError::ShapeInference {
         name: name.to_owned(),
         message,
     };
-    let parsed = tract_onnx::onnx()
-        .parse(model, None)
+    let onnx = tract_onnx::onnx();
+    let proto = onnx
+        .proto_model_for_read(&mut model.encode_to_vec().as_slice())
+        .map_err(|e| inference(format!("{e:#}")))?;
+    let parsed = onnx
+        .parse(&proto, None)
         .map_err(|e| inference(format!("{e:#}")))?;
     let outlet = *parsed
         .outlets_by_name

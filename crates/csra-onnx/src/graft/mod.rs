@@ -8,10 +8,19 @@
 //!   scores `W·x_j + b` (the paper's Table 1). With λ = 0 it reproduces the original logits.
 //!
 //! Both write the model and its manifest ([`csra_core::manifest::manifest_path_for`]) and
-//! accept models of opset 13 to 17 whose feature map has a static size.
+//! accept models of opset 13 to 17 whose feature map has a static size. [`graft_command`] is
+//! the whole `graft` command of the binaries: options in, a checked model folder out.
+//!
+//! This module (feature `graft`) is the part of csra-onnx that builds tract, whose shape
+//! inference finds the feature map's size.
 
+mod command;
 mod feature;
 mod tail;
+
+pub use command::{
+    graft_command, labels_from_arg, GraftOptions, Normalization, DEFAULT_MAX_LAMBDA,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -20,13 +29,13 @@ use csra_core::labels::LabelSet;
 use csra_core::manifest::{
     manifest_path_for, ColorOrder, InputSpec, Layout, Manifest, OutputNames, Preprocess, Provenance,
 };
-use tract_onnx::pb::tensor_proto::DataType;
-use tract_onnx::pb::{GraphProto, ModelProto, ValueInfoProto};
 
 use crate::builder::{GraphBuilder, Value};
 use crate::error::OnnxError;
 use crate::head::{emit_head, FeatureShape, HeadWeights};
 use crate::model_io::{read_model, write_model};
+use crate::pb::tensor_proto::DataType;
+use crate::pb::{GraphProto, ModelProto, ValueInfoProto};
 use crate::shape::{Dim, ShapeDisplay, TensorType};
 
 /// Where and how a grafted model is written, and what its manifest says.
@@ -78,7 +87,7 @@ pub fn graft_head(
         Ok((model, shape, input))
     };
     let (model, shape, input) = graft().map_err(|e| e.in_model(source))?;
-    write(
+    Built::new(
         model,
         input,
         head.spec().clone(),
@@ -87,6 +96,7 @@ pub fn graft_head(
         shape,
         target,
     )
+    .write(target)
 }
 
 /// Rewrites the classifier tail that ends in the tensor `logits` (by default the model's only
@@ -97,6 +107,16 @@ pub fn graft_max(
     lambda: f32,
     target: &GraftTarget,
 ) -> Result<Grafted, OnnxError> {
+    build_max(source, logits, lambda, target)?.write(target)
+}
+
+/// The model and manifest [`graft_max`] writes.
+fn build_max(
+    source: &Path,
+    logits: Option<&str>,
+    lambda: f32,
+    target: &GraftTarget,
+) -> Result<Built, OnnxError> {
     let spec = HeadSpec::max(lambda)?;
     let model = read_model(source)?;
     let rewrite = || -> Result<_, OnnxError> {
@@ -117,7 +137,7 @@ pub fn graft_max(
         Ok((model, shape, input, head, names, tail.feature))
     };
     let (model, shape, input, head, names, feature) = rewrite().map_err(|e| e.in_model(source))?;
-    write(
+    Ok(Built::new(
         model,
         input,
         head.spec().clone(),
@@ -125,7 +145,7 @@ pub fn graft_max(
         &feature,
         shape,
         target,
-    )
+    ))
 }
 
 /// Appends the head to `feature`. With `replaced_logits`, the tensor of that name is
@@ -249,37 +269,57 @@ fn check_class_count(labels: &LabelSet, classifier: usize) -> Result<(), OnnxErr
     }
 }
 
-/// Writes the model and its manifest.
-fn write(
+/// A grafted model and its manifest, not yet written.
+struct Built {
     model: ModelProto,
-    input: InputSpec,
-    spec: HeadSpec,
-    outputs: OutputNames,
-    feature: &str,
+    manifest: Manifest,
+    feature: String,
     feature_shape: FeatureShape,
-    target: &GraftTarget,
-) -> Result<Grafted, OnnxError> {
-    write_model(&target.path, &model)?;
-    let file_name = target
-        .path
-        .file_name()
-        .map_or_else(|| target.path.clone(), PathBuf::from);
-    let mut manifest = Manifest::new(
-        file_name,
-        &target.labels,
-        input,
-        spec,
-        target.provenance.clone(),
-    );
-    manifest.preprocess = target.preprocess.clone();
-    manifest.outputs = outputs;
-    let manifest_path = manifest_path_for(&target.path);
-    manifest.write(&manifest_path)?;
-    Ok(Grafted {
-        model_path: target.path.clone(),
-        manifest_path,
-        manifest,
-        feature: feature.to_owned(),
-        feature_shape,
-    })
+}
+
+impl Built {
+    /// The manifest of `target` for a model with this input, head and outputs.
+    fn new(
+        model: ModelProto,
+        input: InputSpec,
+        spec: HeadSpec,
+        outputs: OutputNames,
+        feature: &str,
+        feature_shape: FeatureShape,
+        target: &GraftTarget,
+    ) -> Self {
+        let file_name = target
+            .path
+            .file_name()
+            .map_or_else(|| target.path.clone(), PathBuf::from);
+        let mut manifest = Manifest::new(
+            file_name,
+            &target.labels,
+            input,
+            spec,
+            target.provenance.clone(),
+        );
+        manifest.preprocess = target.preprocess.clone();
+        manifest.outputs = outputs;
+        Self {
+            model,
+            manifest,
+            feature: feature.to_owned(),
+            feature_shape,
+        }
+    }
+
+    /// Writes the model, then the manifest beside it.
+    fn write(self, target: &GraftTarget) -> Result<Grafted, OnnxError> {
+        write_model(&target.path, &self.model)?;
+        let manifest_path = manifest_path_for(&target.path);
+        self.manifest.write(&manifest_path)?;
+        Ok(Grafted {
+            model_path: target.path.clone(),
+            manifest_path,
+            manifest: self.manifest,
+            feature: self.feature,
+            feature_shape: self.feature_shape,
+        })
+    }
 }

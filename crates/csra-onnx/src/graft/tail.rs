@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use tract_onnx::pb::{AttributeProto, GraphProto, NodeProto, TensorProto};
+use crate::pb::{AttributeProto, GraphProto, NodeProto, TensorProto};
 
 use crate::error::OnnxError;
 use crate::head::ClassifierWeights;

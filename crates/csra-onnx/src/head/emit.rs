@@ -11,8 +11,8 @@
 //! The `Baseline` variant stops after `base`. All ops exist with these exact signatures in
 //! opsets 13 to 17, which ONNX Runtime, TensorRT 8.5+ and tract read.
 
+use crate::pb::tensor_proto::DataType;
 use csra_core::manifest::OutputNames;
-use tract_onnx::pb::tensor_proto::DataType;
 
 use super::fold::{fold, AttentionHeads};
 use super::{FeatureShape, HeadWeights};

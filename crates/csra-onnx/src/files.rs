@@ -4,18 +4,18 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error::OnnxError;
+use crate::model_io::write_model;
+use crate::pb::ModelProto;
 use csra_core::labels::LabelSet;
 use csra_core::manifest::{manifest_path_for, Manifest};
-use csra_onnx::pb::ModelProto;
-
-use super::ExportError;
 
 /// The model file's name inside an export folder.
 pub const MODEL_FILE: &str = "model.onnx";
 /// The labels file's name inside an export folder.
 pub const LABELS_FILE: &str = "labels.txt";
 
-/// Where an export's files go.
+/// Where an export's files go: what `csra-host export` and every `graft` command write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportFiles {
     /// The folder.
@@ -44,21 +44,30 @@ impl ExportFiles {
     ///
     /// # Errors
     ///
-    /// [`ExportError::Io`] naming the folder or file that could not be written.
+    /// [`OnnxError::Io`] naming the folder or file that could not be written.
     pub fn write(
         &self,
         model: &ModelProto,
         manifest: &Manifest,
         labels: &LabelSet,
-    ) -> Result<(), ExportError> {
-        std::fs::create_dir_all(&self.dir).map_err(|error| ExportError::Io {
-            path: self.dir.clone(),
-            error,
-        })?;
-        csra_onnx::write_model(&self.model, model)?;
+    ) -> Result<(), OnnxError> {
+        self.create_dir()?;
+        write_model(&self.model, model)?;
         labels.write(&self.labels)?;
         manifest.write(&self.manifest)?;
         Ok(())
+    }
+
+    /// Creates the folder and its parents.
+    ///
+    /// # Errors
+    ///
+    /// [`OnnxError::Io`] naming the folder.
+    pub fn create_dir(&self) -> Result<(), OnnxError> {
+        std::fs::create_dir_all(&self.dir).map_err(|source| OnnxError::Io {
+            path: self.dir.clone(),
+            source,
+        })
     }
 
     /// Removes the three files, as far as they exist: an export that failed its verification
