@@ -54,8 +54,9 @@ impl TractModel {
                 ))
             }
         };
+        // tract reads the file itself: its protobuf types are its own, not csra-onnx's.
         let plan = tract_onnx::onnx()
-            .model_for_proto_model(&proto)
+            .model_for_path(path)
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(|e| tract(format!("{e:#}")))?;
