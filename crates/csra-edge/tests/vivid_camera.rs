@@ -1,3 +1,5 @@
+#![cfg(feature = "camera")]
+
 //! The V4L2 capture path on a real kernel driver: `csra-edge-camera-check` runs inside a VM
 //! with the kernel's `vivid` virtual camera (`../shared/tools/vivid-vm`). It probes the
 //! devices, negotiates YUYV (vivid has no MJPEG), captures frames and checks their size,
@@ -5,9 +7,7 @@
 //! driver and checks that capture reconnects.
 //!
 //! The VM tool installs QEMU on its first run (as root, as on CI). Without the tool the test
-//! fails under `scripts/test.sh` (`CSRA_REQUIRE_SYSTEM_TOOLS=1`) and is skipped otherwise.
-
-mod common;
+//! fails, saying where it looked.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,13 +17,12 @@ use std::time::Instant;
 fn vivid_camera_captures_probes_and_reconnects_after_an_unplug() {
     let tool = std::env::var_os("CSRA_VIVID_VM")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| common::shared_dir().join("tools/vivid-vm/run-in-vivid-vm"));
+        .unwrap_or_else(|| csra_test_support::shared_dir().join("tools/vivid-vm/run-in-vivid-vm"));
     if !tool.is_file() {
-        common::missing_tool(
+        csra_test_support::missing_tool(
             &format!("the vivid VM tool {}", tool.display()),
-            "put the shared tools beside the checkout or set CSRA_VIVID_VM",
+            "check out shared/ beside this repository, or set CSRA_SHARED_DIR or CSRA_VIVID_VM",
         );
-        return;
     }
     let scratch = tempfile::tempdir().unwrap();
     let check = stripped(

@@ -17,16 +17,13 @@
 //! CSRA_PYTHON=.venv/bin/python cargo test -p csra-onnx --test onnxruntime
 //! ```
 //!
-//! A relative `CSRA_PYTHON` path is taken from the workspace root. Without `CSRA_PYTHON` the test
-//! says it is skipped on stderr, or fails when `CSRA_REQUIRE_PYTHON_REFERENCE=1` (as
-//! `scripts/test.sh` sets it).
+//! A relative `CSRA_PYTHON` path is taken from the workspace root; without `CSRA_PYTHON` the
+//! workspace's `.venv` is used, and without either the test fails with what to set up.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -36,6 +33,7 @@ use csra_core::manifest::OutputNames;
 use csra_onnx::graft::{graft_head, graft_max};
 use csra_onnx::pb::tensor_proto::DataType;
 use csra_onnx::{emit_head, ClassifierWeights, Dim, FeatureShape, GraphBuilder, HeadWeights};
+use csra_test_support::{python, workspace_root, PYTHON_SETUP};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -51,9 +49,6 @@ const HEAD_CLASSES: usize = 20;
 /// The ORT runs the script makes of every file (see the script's docstring).
 const LEVELS: [&str; 2] = ["plain", "optimized"];
 
-const SETUP: &str = "python3 -m venv .venv && .venv/bin/pip install -r requirements/test.txt \
-                     (in the workspace root), then run with CSRA_PYTHON=.venv/bin/python";
-
 /// One written model and what it runs on.
 struct Case {
     stem: String,
@@ -62,46 +57,6 @@ struct Case {
     inputs: Vec<(Vec<usize>, Vec<f32>)>,
     /// csra-core's logits `[N, C]` on the inputs, for a bare head.
     reference_logits: Option<Vec<f32>>,
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("the crate sits in crates/ of the workspace")
-        .to_owned()
-}
-
-/// The interpreter from `CSRA_PYTHON`, or `None` (after saying so) when the check is skipped.
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("CSRA_PYTHON").filter(|p| !p.is_empty()) {
-        Some(path) => Some(resolve(path)),
-        None => {
-            let required = std::env::var("CSRA_REQUIRE_PYTHON_REFERENCE").is_ok_and(|v| v == "1");
-            assert!(
-                !required,
-                "CSRA_REQUIRE_PYTHON_REFERENCE=1 but CSRA_PYTHON is not set; set up the \
-                 ONNX Runtime reference: {SETUP}"
-            );
-            // Straight to stderr, past the test harness's capture, so a skip is never silent.
-            let _ = writeln!(
-                std::io::stderr(),
-                "csra-onnx onnxruntime test skipped: set CSRA_PYTHON to a Python with \
-                 requirements/test.txt ({SETUP})"
-            );
-            None
-        }
-    }
-}
-
-/// A relative path is taken from the workspace root; a bare name is looked up on `PATH`.
-fn resolve(path: OsString) -> PathBuf {
-    let path = PathBuf::from(path);
-    if path.is_relative() && path.components().count() > 1 {
-        workspace_root().join(path)
-    } else {
-        path
-    }
 }
 
 /// A bare head file to write.
@@ -315,11 +270,11 @@ fn run_reference(python: &Path, dir: &Path) -> String {
         .arg(&script)
         .arg(dir)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run CSRA_PYTHON={}: {e}; {SETUP}", python.display()));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}; {PYTHON_SETUP}", python.display()));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "{} {} failed ({}):\n{stderr}\nIs requirements/test.txt installed? {SETUP}",
+        "{} {} failed ({}):\n{stderr}\nIs requirements/test.txt installed? {PYTHON_SETUP}",
         python.display(),
         script.display(),
         output.status,
@@ -332,7 +287,7 @@ fn run_reference(python: &Path, dir: &Path) -> String {
 
 #[test]
 fn onnxruntime_and_the_checker_accept_every_file_and_agree_with_tract() {
-    let Some(python) = python() else { return };
+    let python = python();
     let dir = tempfile::tempdir().unwrap();
     let mut rng = StdRng::seed_from_u64(20);
     let mut cases = head_cases(dir.path(), &mut rng);

@@ -3,13 +3,17 @@
 
 use anyhow::Context;
 
+#[cfg(feature = "camera")]
 use super::signals;
-use crate::camera::{CameraOptions, Codec, V4lSource};
-use crate::capture::{Capture, ReconnectPolicy};
-use crate::frame::FrameStream;
-use crate::profile::CameraDefaults;
-use crate::sink::mqtt::MqttSink;
-use crate::sink::Sink;
+use csra_edge::camera::Codec;
+#[cfg(feature = "camera")]
+use csra_edge::camera::{CameraOptions, V4lSource};
+#[cfg(feature = "camera")]
+use csra_edge::capture::{Capture, ReconnectPolicy};
+use csra_edge::frame::FrameStream;
+use csra_edge::profile::CameraDefaults;
+use csra_edge::sink::mqtt::MqttSink;
+use csra_edge::sink::Sink;
 
 /// The camera settings of a run: the profile's defaults overridden by `--input-*` flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +53,7 @@ impl CameraSettings {
 /// Opens the camera as a newest-frame stream that reconnects after an unplug, for as long as
 /// the run lasts. A camera that cannot be opened at all is reported by the stream's first
 /// frame, so the run ends with that error.
+#[cfg(feature = "camera")]
 pub fn open_camera(settings: &CameraSettings) -> anyhow::Result<Box<dyn FrameStream>> {
     let options = CameraOptions {
         width: Some(settings.width),
@@ -66,6 +71,22 @@ pub fn open_camera(settings: &CameraSettings) -> anyhow::Result<Box<dyn FrameStr
     let handle = capture.stop_handle();
     signals::on_stop(move || handle.stop());
     Ok(Box::new(capture))
+}
+
+/// Without the `camera` feature there is no V4L2 code to open a camera with.
+#[cfg(not(feature = "camera"))]
+pub fn open_camera(_settings: &CameraSettings) -> anyhow::Result<Box<dyn FrameStream>> {
+    Err(missing_camera_feature("--camera"))
+}
+
+/// The error for a camera flag or command in a build without the `camera` feature.
+#[cfg(not(feature = "camera"))]
+pub fn missing_camera_feature(what: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what}: this csra-edge was built without the `camera` feature (V4L2 capture); \
+         rebuild it with the default features (`cargo build --release -p csra-edge`, which \
+         needs libclang) or with `--features camera`"
+    )
 }
 
 /// Connects the MQTT sink for `--mqtt URL`.

@@ -8,15 +8,16 @@ use anyhow::{bail, Context};
 
 use super::camera::{self, CameraSettings};
 use super::{signals, RunArgs, Scores};
-use crate::attention::{AttentionClasses, AttentionSaver};
-use crate::backend::{Backend, TractBackend};
-use crate::files::{expand_input, FileStream};
-use crate::frame::FrameStream;
-use crate::model::ModelFiles;
-use crate::pipeline::{Pipeline, PipelineOptions, StopReason, Summary};
-use crate::postprocess::{PostprocessConfig, Smoothing};
-use crate::profile::{BackendKind, DeviceProfile};
-use crate::sink::{LineWriter, Sink};
+use csra_edge::attention::{AttentionClasses, AttentionSaver};
+use csra_edge::backend::{Backend, TractBackend};
+use csra_edge::camera::Codec;
+use csra_edge::files::{expand_input, FileStream};
+use csra_edge::frame::FrameStream;
+use csra_edge::model::ModelFiles;
+use csra_edge::pipeline::{Pipeline, PipelineOptions, StopReason, Summary};
+use csra_edge::postprocess::{PostprocessConfig, Smoothing};
+use csra_edge::profile::{BackendKind, DeviceProfile};
+use csra_edge::sink::{LineWriter, Sink};
 
 /// Runs `csra-edge [--model M] --input ...|--camera ...`.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
@@ -74,7 +75,7 @@ fn open_stream(
         args.input_width,
         args.input_height,
         args.input_rate,
-        args.input_codec,
+        args.input_codec.map(Codec::from),
     );
     Ok((camera::open_camera(&settings)?, None))
 }
