@@ -1,4 +1,4 @@
-//! The `csra-edge` binary: the command line ([`cli`]) over the csra-edge library.
+//! The `csra-edge` binary: the command line (`cli`) over the csra-edge library.
 
 mod cli;
 

@@ -1,5 +1,3 @@
-#![cfg(feature = "camera")]
-
 //! The V4L2 capture path on a real kernel driver: `csra-edge-camera-check` runs inside a VM
 //! with the kernel's `vivid` virtual camera (`../shared/tools/vivid-vm`). It probes the
 //! devices, negotiates YUYV (vivid has no MJPEG), captures frames and checks their size,
@@ -8,6 +6,8 @@
 //!
 //! The VM tool installs QEMU on its first run (as root, as on CI). Without the tool the test
 //! fails, saying where it looked.
+// The V4L2 camera code exists only with the `camera` feature.
+#![cfg(feature = "camera")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

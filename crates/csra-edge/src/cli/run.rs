@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use super::camera::{self, CameraSettings};
+use super::camera;
 use super::{signals, RunArgs, Scores};
 use csra_edge::attention::{AttentionClasses, AttentionSaver};
 use csra_edge::backend::{Backend, TractBackend};
-use csra_edge::camera::Codec;
 use csra_edge::files::{expand_input, FileStream};
 use csra_edge::frame::FrameStream;
 use csra_edge::model::ModelFiles;
@@ -69,15 +68,7 @@ fn open_stream(
     let Some(device) = &args.camera else {
         bail!("nothing to read: pass --input PATH|DIR|GLOB (image files) or --camera DEV");
     };
-    let settings = CameraSettings::new(
-        &profile.camera,
-        Some(device),
-        args.input_width,
-        args.input_height,
-        args.input_rate,
-        args.input_codec.map(Codec::from),
-    );
-    Ok((camera::open_camera(&settings)?, None))
+    Ok((camera::camera_stream(args, profile, device)?, None))
 }
 
 /// Checks flag values clap cannot check by type.
