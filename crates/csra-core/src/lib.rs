@@ -8,8 +8,10 @@
 //! - [`labels`]: the VOC, COCO and WIDER-Attribute label sets and the plain labels file;
 //! - [`manifest`]: the versioned JSON that sits beside every exported `.onnx`;
 //! - [`metrics`]: mAP, CP/CR/CF1 and OP/OR/OF1, computed exactly as the official CSRA code does;
-//! - [`dataset`]: readers for COCO, PASCAL VOC, WIDER-Attribute, the official JSON lists and CSV.
+//! - `dataset` (feature `datasets`): readers for COCO, PASCAL VOC, WIDER-Attribute, the official
+//!   JSON lists and CSV.
 
+#[cfg(feature = "datasets")]
 pub mod dataset;
 pub mod fsutil;
 pub mod head;
@@ -17,6 +19,7 @@ pub mod labels;
 pub mod manifest;
 pub mod metrics;
 
+#[cfg(feature = "datasets")]
 pub use dataset::{BBox, Dataset, DatasetError, Sample};
 pub use head::{HeadSpec, HeadVariant, Temperature};
 pub use labels::LabelSet;

@@ -8,13 +8,15 @@
 //!   normalise);
 //! - [`postprocess`]: probabilities to labels (smoothing, thresholds, hysteresis, events);
 //! - [`pipeline`]: the run loop with timings and stats;
-//! - [`camera`]: V4L2 cameras (options, format negotiation, the frame source, `probe`);
+//! - [`camera`]: V4L2 cameras (options, format negotiation, the frame source, `probe`; the V4L2
+//!   parts need the default `camera` feature);
 //! - [`capture`]: the capture thread that hands the pipeline the newest frame and reconnects;
 //! - [`sink`]: where result lines go (stdout, MQTT);
 //! - [`attention`]: attention heat-map pictures;
 //! - [`profile`]: device profiles;
-//! - [`cli`]: the command line;
-//! - [`testing`]: a fake camera made of photos, with injectable faults.
+//! - `testing` (feature `testing`): a fake camera made of photos, with injectable faults.
+//!
+//! The command line lives in the `csra-edge` binary, not here.
 //!
 //! Feeding the pipeline from any [`frame::FrameStream`]:
 //!
@@ -44,7 +46,6 @@ pub mod attention;
 pub mod backend;
 pub mod camera;
 pub mod capture;
-pub mod cli;
 pub mod files;
 pub mod frame;
 pub mod model;
@@ -53,4 +54,5 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod profile;
 pub mod sink;
+#[cfg(feature = "testing")]
 pub mod testing;

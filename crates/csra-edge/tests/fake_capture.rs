@@ -1,6 +1,8 @@
 //! The capture thread over the fake camera: the newest-frame policy against a slow consumer,
 //! reconnection after a simulated unplug and after time-outs, stopping, giving up, and the
 //! realism of the fake's truncated JPEG frames.
+// The V4L2 camera code exists only with the `camera` feature.
+#![cfg(feature = "camera")]
 
 mod common;
 

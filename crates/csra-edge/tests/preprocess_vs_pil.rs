@@ -13,18 +13,14 @@
 
 mod common;
 
-use std::ffi::OsString;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use csra_core::manifest::{Manifest, Preprocess, Rect, ResizePolicy};
 use csra_edge::frame::{Frame, PixelFormat};
 use csra_edge::preprocess::Preprocessor;
-
-const SETUP: &str = "python3 -m venv .venv && .venv/bin/pip install -r requirements/test.txt \
-                     (in the workspace root), then run with CSRA_PYTHON=.venv/bin/python";
+use csra_test_support::{python, PYTHON_SETUP};
 
 /// ImageNet normalisation: the std below 1 magnifies level differences, so the bounds hold
 /// for any manifest with std ≥ 0.224.
@@ -34,34 +30,6 @@ fn imagenet(resize: ResizePolicy) -> Preprocess {
         scale: 1.0 / 255.0,
         mean: [0.485, 0.456, 0.406],
         std: [0.229, 0.224, 0.225],
-    }
-}
-
-/// The interpreter from `CSRA_PYTHON`, or `None` (after saying so) when the check is skipped.
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("CSRA_PYTHON").filter(|p| !p.is_empty()) {
-        Some(path) => Some(resolve(path)),
-        None => {
-            let required = std::env::var("CSRA_REQUIRE_PYTHON_REFERENCE").is_ok_and(|v| v == "1");
-            assert!(
-                !required,
-                "CSRA_REQUIRE_PYTHON_REFERENCE=1 but CSRA_PYTHON is not set: {SETUP}"
-            );
-            let _ = writeln!(
-                std::io::stderr(),
-                "csra-edge PIL preprocessing test skipped: set CSRA_PYTHON ({SETUP})"
-            );
-            None
-        }
-    }
-}
-
-fn resolve(path: OsString) -> PathBuf {
-    let path = PathBuf::from(path);
-    if path.is_relative() && path.components().count() > 1 {
-        common::workspace_root().join(path)
-    } else {
-        path
     }
 }
 
@@ -110,8 +78,12 @@ fn pil(
         .arg(triple(p.std))
         .arg(out)
         .status()
-        .unwrap();
-    assert!(status.success(), "{} failed", script.display());
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}; {PYTHON_SETUP}", python.display()));
+    assert!(
+        status.success(),
+        "{} failed; is requirements/test.txt installed? {PYTHON_SETUP}",
+        script.display()
+    );
     std::fs::read(out)
         .unwrap()
         .chunks_exact(4)
@@ -134,7 +106,7 @@ fn level_differences(ours: &[f32], theirs: &[f32], p: &Preprocess) -> (f64, f64)
 }
 
 fn compare(image: &str, resize: ResizePolicy, max_levels: f64, mean_levels: f64) {
-    let Some(python) = python() else { return };
+    let python = python();
     let image = common::photos_dir().join(image);
     let dir = tempfile::tempdir().unwrap();
     let model = common::write_model(dir.path(), 1);

@@ -5,9 +5,9 @@
 //! driver and checks that capture reconnects.
 //!
 //! The VM tool installs QEMU on its first run (as root, as on CI). Without the tool the test
-//! fails under `scripts/test.sh` (`CSRA_REQUIRE_SYSTEM_TOOLS=1`) and is skipped otherwise.
-
-mod common;
+//! fails, saying where it looked.
+// The V4L2 camera code exists only with the `camera` feature.
+#![cfg(feature = "camera")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,13 +17,12 @@ use std::time::Instant;
 fn vivid_camera_captures_probes_and_reconnects_after_an_unplug() {
     let tool = std::env::var_os("CSRA_VIVID_VM")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| common::shared_dir().join("tools/vivid-vm/run-in-vivid-vm"));
+        .unwrap_or_else(|| csra_test_support::shared_dir().join("tools/vivid-vm/run-in-vivid-vm"));
     if !tool.is_file() {
-        common::missing_tool(
+        csra_test_support::missing_tool(
             &format!("the vivid VM tool {}", tool.display()),
-            "put the shared tools beside the checkout or set CSRA_VIVID_VM",
+            "check out shared/ beside this repository, or set CSRA_SHARED_DIR or CSRA_VIVID_VM",
         );
-        return;
     }
     let scratch = tempfile::tempdir().unwrap();
     let check = stripped(

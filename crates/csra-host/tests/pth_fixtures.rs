@@ -3,8 +3,8 @@
 //! OrderedDict state dict, pickle protocol 4, compared bit for bit with what torch holds;
 //! and the torch-written files it must refuse.
 //!
-//! Needs `CSRA_PYTHON` (see `tests/metrics_vs_sklearn.rs` of the workspace); skipped without
-//! it unless `CSRA_REQUIRE_PYTHON_REFERENCE=1`.
+//! Needs the Python references (`CSRA_PYTHON` or the workspace's `.venv`, see
+//! csra-test-support); fails without them.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -36,11 +36,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn fixtures() -> Option<tempfile::TempDir> {
-    let python = common::python("pth_fixtures")?;
+fn fixtures() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    common::run_python(&python, "write_pth_fixtures.py", &[dir.path()]);
-    Some(dir)
+    common::run_python("write_pth_fixtures.py", &[dir.path()]);
+    dir
 }
 
 fn check_file(dir: &Path, file: &str, expected: &[Value]) {
@@ -75,7 +74,7 @@ fn check_file(dir: &Path, file: &str, expected: &[Value]) {
 
 #[test]
 fn torch_written_files_read_bit_for_bit_and_bad_ones_are_refused() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("expected.json")).unwrap())
             .unwrap();
@@ -136,7 +135,7 @@ fn rewrite(source: &Path, target: &Path, edit: Edit) {
 
 #[test]
 fn tampered_archives_are_refused_with_the_reason() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let source = dir.path().join("module.pth");
     let cases: [(&str, Edit, &str); 4] = [
         (

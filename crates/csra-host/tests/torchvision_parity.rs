@@ -2,8 +2,8 @@
 //! by torch.save with random BatchNorm statistics, loads name for name, and gives the same
 //! feature maps in eval and train mode and the same BatchNorm buffer updates.
 //!
-//! Needs `CSRA_PYTHON` with torchvision (requirements/test.txt); skipped without it unless
-//! `CSRA_REQUIRE_PYTHON_REFERENCE=1`.
+//! Needs the Python references with torchvision (`CSRA_PYTHON` or the workspace's `.venv`, see
+//! csra-test-support); fails without them.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -21,14 +21,11 @@ const TOLERANCE: f64 = 1e-4;
 
 #[test]
 fn backbones_match_torchvision() {
-    let Some(python) = common::python("torchvision_parity") else {
-        return;
-    };
     let dir = tempfile::tempdir().unwrap();
     let archs: Vec<String> = Arch::ALL.iter().map(ToString::to_string).collect();
     let mut args = vec![dir.path()];
     args.extend(archs.iter().map(std::path::Path::new));
-    common::run_python(&python, "torchvision_features.py", &args);
+    common::run_python("torchvision_features.py", &args);
 
     for arch in Arch::ALL {
         let mut vs = VarStore::new(Device::Cpu);

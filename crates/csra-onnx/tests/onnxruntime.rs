@@ -17,9 +17,8 @@
 //! CSRA_PYTHON=.venv/bin/python cargo test -p csra-onnx --test onnxruntime
 //! ```
 //!
-//! A relative `CSRA_PYTHON` path is taken from the workspace root. Without `CSRA_PYTHON` the test
-//! says it is skipped on stderr, or fails when `CSRA_REQUIRE_PYTHON_REFERENCE=1` (as
-//! `scripts/test.sh` sets it).
+//! A relative `CSRA_PYTHON` path is taken from the workspace root; without `CSRA_PYTHON` the
+//! workspace's `.venv` is used, and without either the test fails with what to set up.
 
 #![allow(clippy::unwrap_used)]
 
@@ -34,13 +33,11 @@ use csra_core::manifest::OutputNames;
 use csra_onnx::graft::{graft_head, graft_max};
 use csra_onnx::pb::tensor_proto::DataType;
 use csra_onnx::{emit_head, ClassifierWeights, Dim, FeatureShape, GraphBuilder, HeadWeights};
+use csra_test_support::{python, workspace_root, PYTHON_SETUP};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use common::{
-    npy, python, relative_error, tiny_backbone, uniform, workspace_root, Extras, Tail, FEATURE_DIM,
-    IMAGE_SIZE, SETUP,
-};
+use common::{npy, relative_error, tiny_backbone, uniform, Extras, Tail, FEATURE_DIM, IMAGE_SIZE};
 
 /// ORT and tract run the same f32 graph with different kernels and summation orders.
 const TOLERANCE: f64 = 1e-5;
@@ -273,11 +270,11 @@ fn run_reference(python: &Path, dir: &Path) -> String {
         .arg(&script)
         .arg(dir)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run CSRA_PYTHON={}: {e}; {SETUP}", python.display()));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}; {PYTHON_SETUP}", python.display()));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "{} {} failed ({}):\n{stderr}\nIs requirements/test.txt installed? {SETUP}",
+        "{} {} failed ({}):\n{stderr}\nIs requirements/test.txt installed? {PYTHON_SETUP}",
         python.display(),
         script.display(),
         output.status,
@@ -290,9 +287,7 @@ fn run_reference(python: &Path, dir: &Path) -> String {
 
 #[test]
 fn onnxruntime_and_the_checker_accept_every_file_and_agree_with_tract() {
-    let Some(python) = python("onnxruntime") else {
-        return;
-    };
+    let python = python();
     let dir = tempfile::tempdir().unwrap();
     let mut rng = StdRng::seed_from_u64(20);
     let mut cases = head_cases(dir.path(), &mut rng);

@@ -8,10 +8,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use csra_test_support::{python, PYTHON_SETUP};
 
 /// The `onnx` version the checked-in schema was generated from (`requirements/test.txt`).
 const ONNX_VERSION: &str = "1.23.2";
@@ -34,7 +34,7 @@ fn onnx_proto(python: &Path) -> (String, PathBuf) {
             panic!(
                 "cannot run CSRA_PYTHON={}: {e}; {}",
                 python.display(),
-                common::SETUP
+                PYTHON_SETUP
             )
         });
     let stdout = String::from_utf8(output.stdout).unwrap();
@@ -43,7 +43,7 @@ fn onnx_proto(python: &Path) -> (String, PathBuf) {
         "`import onnx` failed in {}: {}; {}",
         python.display(),
         String::from_utf8_lossy(&output.stderr),
-        common::SETUP
+        PYTHON_SETUP
     );
     let mut lines = stdout.lines();
     let version = lines.next().unwrap().to_owned();
@@ -99,9 +99,7 @@ fn proto3_conversion_drops_optional_and_sets_the_syntax() {
 
 #[test]
 fn checked_in_schema_is_what_onnx_proto_generates() {
-    let Some(python) = common::python("schema") else {
-        return;
-    };
+    let python = python();
     let (version, proto) = onnx_proto(&python);
     assert_eq!(
         version,

@@ -7,8 +7,7 @@
 //!   ([`PrecisionRecall`]).
 //!
 //! [`evaluate`] computes all of them from row-major `[N, C]` matrices, the layout of
-//! [`Dataset::target_matrix`](crate::Dataset::target_matrix) and
-//! [`Dataset::ignore_matrix`](crate::Dataset::ignore_matrix). Scores are sigmoid probabilities:
+//! `Dataset::target_matrix` and `Dataset::ignore_matrix` (feature `datasets`). Scores are sigmoid probabilities:
 //! mAP only uses their order, but the precision/recall threshold of 0.5 assumes probabilities.
 //!
 //! Every value is a fraction in `[0, 1]` (command-line tools print percent), and no value is
@@ -121,7 +120,7 @@ pub enum MetricsError {
 /// Computes mAP and the precision/recall metrics from row-major `[N, C]` matrices.
 ///
 /// `scores` are sigmoid probabilities; `targets` and `ignore` are the multi-hot targets and
-/// ignore masks (see [`Dataset::target_matrix`](crate::Dataset::target_matrix)). All three must
+/// ignore masks (see `Dataset::target_matrix`, feature `datasets`). All three must
 /// have `N * C` entries. `N = 0` is allowed and gives all-zero metrics.
 ///
 /// # Errors

@@ -8,9 +8,9 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use super::BenchArgs;
-use crate::backend::{Backend, TractBackend};
-use crate::model::ModelFiles;
-use crate::pipeline::nearest_rank;
+use csra_edge::backend::{Backend, TractBackend};
+use csra_edge::model::ModelFiles;
+use csra_edge::pipeline::nearest_rank;
 
 /// One model's measurement.
 #[derive(Debug, Clone, Serialize)]

@@ -1,17 +1,63 @@
 //! The `--camera` branch: the one place a camera stream and the MQTT sink are built from the
-//! command line and the device profile.
+//! command line and the device profile. Without the `camera` feature a camera flag is an error
+//! that says so.
 
 use anyhow::Context;
 
+#[cfg(feature = "camera")]
 use super::signals;
-use crate::camera::{CameraOptions, Codec, V4lSource};
-use crate::capture::{Capture, ReconnectPolicy};
-use crate::frame::FrameStream;
-use crate::profile::CameraDefaults;
-use crate::sink::mqtt::MqttSink;
-use crate::sink::Sink;
+use super::RunArgs;
+#[cfg(feature = "camera")]
+use csra_edge::camera::{CameraOptions, Codec, V4lSource};
+#[cfg(feature = "camera")]
+use csra_edge::capture::{Capture, ReconnectPolicy};
+use csra_edge::frame::FrameStream;
+#[cfg(feature = "camera")]
+use csra_edge::profile::CameraDefaults;
+use csra_edge::profile::DeviceProfile;
+use csra_edge::sink::mqtt::MqttSink;
+use csra_edge::sink::Sink;
+
+/// The stream of `--camera DEV`: the profile's camera overridden by the `--input-*` flags.
+#[cfg(feature = "camera")]
+pub fn camera_stream(
+    args: &RunArgs,
+    profile: &DeviceProfile,
+    device: &str,
+) -> anyhow::Result<Box<dyn FrameStream>> {
+    let settings = CameraSettings::new(
+        &profile.camera,
+        Some(device),
+        args.input_width,
+        args.input_height,
+        args.input_rate,
+        args.input_codec.map(Codec::from),
+    );
+    open_camera(&settings)
+}
+
+/// Without the `camera` feature there is no V4L2 code to open a camera with.
+#[cfg(not(feature = "camera"))]
+pub fn camera_stream(
+    _args: &RunArgs,
+    _profile: &DeviceProfile,
+    device: &str,
+) -> anyhow::Result<Box<dyn FrameStream>> {
+    Err(missing_camera_feature(&format!("--camera {device}")))
+}
+
+/// The error for a camera flag or command in a build without the `camera` feature.
+#[cfg(not(feature = "camera"))]
+pub fn missing_camera_feature(what: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what}: this csra-edge was built without the `camera` feature (V4L2 capture); \
+         rebuild it with the default features (`cargo build --release -p csra-edge`, which \
+         needs libclang) or with `--features camera`"
+    )
+}
 
 /// The camera settings of a run: the profile's defaults overridden by `--input-*` flags.
+#[cfg(feature = "camera")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CameraSettings {
     /// The V4L2 device.
@@ -26,6 +72,7 @@ pub struct CameraSettings {
     pub codec: Option<Codec>,
 }
 
+#[cfg(feature = "camera")]
 impl CameraSettings {
     /// `defaults` with every flag that was given applied.
     pub fn new(
@@ -49,6 +96,7 @@ impl CameraSettings {
 /// Opens the camera as a newest-frame stream that reconnects after an unplug, for as long as
 /// the run lasts. A camera that cannot be opened at all is reported by the stream's first
 /// frame, so the run ends with that error.
+#[cfg(feature = "camera")]
 pub fn open_camera(settings: &CameraSettings) -> anyhow::Result<Box<dyn FrameStream>> {
     let options = CameraOptions {
         width: Some(settings.width),

@@ -1,8 +1,8 @@
 //! `csra-edge info MODEL`: the manifest, the ONNX inspection, and whether they agree.
 
 use super::InfoArgs;
-use crate::model::{interface_problems, ModelFiles};
 use csra_core::manifest::Manifest;
+use csra_edge::model::{interface_problems, ModelFiles};
 
 /// Prints the manifest summary and the ONNX report; fails when they disagree.
 pub fn run(args: &InfoArgs) -> anyhow::Result<()> {

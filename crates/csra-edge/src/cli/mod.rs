@@ -1,4 +1,5 @@
 //! The `csra-edge` command line: the run (files or camera), `info`, `bench`, `probe` and `graft`.
+//! It belongs to the binary, as csra-host's does: the library has no clap types.
 
 mod bench;
 mod camera;
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::camera::Codec;
+use csra_edge::camera::Codec;
 
 /// Live, headless multi-label recognition with exported CSRA models.
 #[derive(Debug, Parser)]
@@ -66,7 +67,7 @@ pub struct RunArgs {
     pub input_rate: Option<u32>,
     /// Camera pixel encoding [default: the device profile's].
     #[arg(long, value_enum, value_name = "CODEC")]
-    pub input_codec: Option<Codec>,
+    pub input_codec: Option<CodecArg>,
     /// One threshold for every class [default: the manifest's, per class].
     #[arg(long, value_name = "P")]
     pub threshold: Option<f32>,
@@ -124,6 +125,24 @@ pub struct RunArgs {
     /// Seconds between the stats lines in the log.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub stats_interval: f64,
+}
+
+/// `--input-codec`: the library's [`Codec`], as clap lists and parses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CodecArg {
+    /// Motion JPEG.
+    Mjpeg,
+    /// Packed 4:2:2 YUV.
+    Yuyv,
+}
+
+impl From<CodecArg> for Codec {
+    fn from(codec: CodecArg) -> Codec {
+        match codec {
+            CodecArg::Mjpeg => Codec::Mjpeg,
+            CodecArg::Yuyv => Codec::Yuyv,
+        }
+    }
 }
 
 /// Which scores each line carries besides the labels.

@@ -6,17 +6,17 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use super::camera::{self, CameraSettings};
+use super::camera;
 use super::{signals, RunArgs, Scores};
-use crate::attention::{AttentionClasses, AttentionSaver};
-use crate::backend::{Backend, TractBackend};
-use crate::files::{expand_input, FileStream};
-use crate::frame::FrameStream;
-use crate::model::ModelFiles;
-use crate::pipeline::{Pipeline, PipelineOptions, StopReason, Summary};
-use crate::postprocess::{PostprocessConfig, Smoothing};
-use crate::profile::{BackendKind, DeviceProfile};
-use crate::sink::{LineWriter, Sink};
+use csra_edge::attention::{AttentionClasses, AttentionSaver};
+use csra_edge::backend::{Backend, TractBackend};
+use csra_edge::files::{expand_input, FileStream};
+use csra_edge::frame::FrameStream;
+use csra_edge::model::ModelFiles;
+use csra_edge::pipeline::{Pipeline, PipelineOptions, StopReason, Summary};
+use csra_edge::postprocess::{PostprocessConfig, Smoothing};
+use csra_edge::profile::{BackendKind, DeviceProfile};
+use csra_edge::sink::{LineWriter, Sink};
 
 /// Runs `csra-edge [--model M] --input ...|--camera ...`.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
@@ -68,15 +68,7 @@ fn open_stream(
     let Some(device) = &args.camera else {
         bail!("nothing to read: pass --input PATH|DIR|GLOB (image files) or --camera DEV");
     };
-    let settings = CameraSettings::new(
-        &profile.camera,
-        Some(device),
-        args.input_width,
-        args.input_height,
-        args.input_rate,
-        args.input_codec,
-    );
-    Ok((camera::open_camera(&settings)?, None))
+    Ok((camera::camera_stream(args, profile, device)?, None))
 }
 
 /// Checks flag values clap cannot check by type.

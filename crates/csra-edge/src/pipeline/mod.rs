@@ -5,8 +5,9 @@
 mod record;
 mod stats;
 
-pub use record::{Record, StageTimings};
-pub use stats::{nearest_rank, LatencyWindow, RateMeter};
+use record::{Record, StageTimings};
+pub use stats::nearest_rank;
+use stats::{LatencyWindow, RateMeter};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -139,6 +140,130 @@ enum FrameFailure {
     Fatal(BackendError),
 }
 
+/// What the stream gave for one pull.
+enum Next {
+    /// A frame to process.
+    Frame(Frame),
+    /// A frame that could not be read: counted and skipped.
+    Unreadable,
+    /// The stream ended.
+    End(StopReason),
+}
+
+/// What became of a frame taken from the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handled {
+    /// It went through the network (and its line, if any, was sent).
+    Processed,
+    /// It could not be decoded: counted and skipped.
+    Skipped,
+    /// A sink's reader went away: the run ends.
+    SinkClosed,
+}
+
+/// The counters and timers of one run, which become its [`Summary`].
+struct RunState {
+    start: Instant,
+    latencies: LatencyWindow,
+    meter: RateMeter,
+    /// Frames taken from the stream, unreadable and undecodable ones included.
+    taken: u64,
+    bad_in_a_row: u64,
+    summary: Summary,
+}
+
+impl RunState {
+    fn new(start: Instant) -> Self {
+        Self {
+            start,
+            latencies: LatencyWindow::new(LATENCY_WINDOW),
+            meter: RateMeter::new(start),
+            taken: 0,
+            bad_in_a_row: 0,
+            summary: Summary {
+                frames: 0,
+                bad_frames: 0,
+                lines: 0,
+                sink_errors: 0,
+                stream: StreamStats::default(),
+                elapsed: Duration::ZERO,
+                fps: 0.0,
+                latency_p50_ms: None,
+                latency_p99_ms: None,
+                stop: StopReason::EndOfStream,
+            },
+        }
+    }
+
+    /// Counts a frame that could not be read or decoded.
+    fn count_bad(&mut self) {
+        self.bad_in_a_row += 1;
+        self.summary.bad_frames += 1;
+    }
+
+    /// Counts a frame that went through the network; returns its number (from 0).
+    fn count_processed(&mut self, timings: &StageTimings) -> u64 {
+        self.bad_in_a_row = 0;
+        let number = self.summary.frames;
+        self.summary.frames += 1;
+        self.meter.tick();
+        self.latencies.push(timings.total);
+        number
+    }
+
+    /// Logs the stats line when `every` has passed since the last one.
+    fn log_stats_when_due(&mut self, every: Duration, stream: StreamStats) {
+        if self.meter.elapsed(Instant::now()) >= every {
+            let fps = self.meter.take(Instant::now());
+            log_stats(fps, &self.latencies, &self.summary, stream);
+        }
+    }
+
+    /// The summary of the run, ended for `reason`.
+    fn finish(self, reason: StopReason, stream: StreamStats) -> Summary {
+        let elapsed = self.start.elapsed();
+        let seconds = elapsed.as_secs_f64();
+        Summary {
+            stop: reason,
+            stream,
+            elapsed,
+            fps: if seconds > 0.0 {
+                self.summary.frames as f64 / seconds
+            } else {
+                0.0
+            },
+            latency_p50_ms: self.latencies.quantile(0.5),
+            latency_p99_ms: self.latencies.quantile(0.99),
+            ..self.summary
+        }
+    }
+}
+
+/// Takes the next frame from `stream` and counts it; a frame that cannot be read
+/// ([`SourceError::Io`]) is logged and counted as bad, any other source error ends the run.
+fn next_frame(
+    stream: &mut dyn FrameStream,
+    run: &mut RunState,
+    stop: &AtomicBool,
+) -> Result<Next, PipelineError> {
+    match stream.next() {
+        Ok(Some(frame)) => {
+            run.taken += 1;
+            Ok(Next::Frame(frame))
+        }
+        // A stream also ends when a stop signal woke it up while it waited for a frame.
+        Ok(None) if stop.load(Ordering::SeqCst) => Ok(Next::End(StopReason::Stopped)),
+        Ok(None) => Ok(Next::End(StopReason::EndOfStream)),
+        Err(SourceError::Io { what, source }) => {
+            run.taken += 1;
+            run.count_bad();
+            log::warn!("skipped {what}: cannot read it ({source})");
+            Ok(Next::Unreadable)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
 impl Pipeline {
     /// A pipeline for `manifest`'s model, already loaded into `backend`.
     pub fn new(
@@ -177,110 +302,85 @@ impl Pipeline {
         sinks: &mut [Box<dyn Sink>],
         stop: &AtomicBool,
     ) -> Result<Summary, PipelineError> {
-        let start = Instant::now();
-        let mut latencies = LatencyWindow::new(LATENCY_WINDOW);
-        let mut meter = RateMeter::new(start);
-        let mut taken = 0u64;
-        let mut bad_in_a_row = 0u64;
-        let mut summary = Summary {
-            frames: 0,
-            bad_frames: 0,
-            lines: 0,
-            sink_errors: 0,
-            stream: StreamStats::default(),
-            elapsed: Duration::ZERO,
-            fps: 0.0,
-            latency_p50_ms: None,
-            latency_p99_ms: None,
-            stop: StopReason::EndOfStream,
-        };
-        let stop_reason = loop {
-            if stop.load(Ordering::SeqCst) {
-                break StopReason::Stopped;
+        let mut run = RunState::new(Instant::now());
+        let reason = loop {
+            if let Some(reason) = self.stop_before_next(&run, stop) {
+                break reason;
             }
-            if self.options.max_frames.is_some_and(|n| taken >= n) {
-                break StopReason::FrameLimit;
-            }
-            if self
-                .options
-                .bad_frame_limit
-                .is_some_and(|n| bad_in_a_row >= n)
-            {
-                break StopReason::BadFrames;
-            }
-            let frame = match stream.next() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => {
-                    break if stop.load(Ordering::SeqCst) {
-                        StopReason::Stopped
-                    } else {
-                        StopReason::EndOfStream
-                    }
-                }
-                Err(SourceError::Io { what, source }) => {
-                    taken += 1;
-                    bad_in_a_row += 1;
-                    summary.bad_frames += 1;
-                    log::warn!("skipped {what}: cannot read it ({source})");
-                    continue;
-                }
-                Err(error) => return Err(error.into()),
+            let frame = match next_frame(stream, &mut run, stop)? {
+                Next::Frame(frame) => frame,
+                Next::Unreadable => continue,
+                Next::End(reason) => break reason,
             };
-            taken += 1;
-            let processed = match self.process(&frame) {
-                Ok(processed) => processed,
-                Err(FrameFailure::Bad(error)) => {
-                    bad_in_a_row += 1;
-                    summary.bad_frames += 1;
-                    log::warn!("skipped a frame: {error}");
-                    continue;
+            match self.handle(&frame, sinks, &mut run)? {
+                Handled::Processed => {
+                    run.log_stats_when_due(self.options.stats_every, stream.stats());
                 }
-                Err(FrameFailure::Fatal(error)) => return Err(error.into()),
-            };
-            bad_in_a_row = 0;
-            let frame_number = summary.frames;
-            summary.frames += 1;
-            meter.tick();
-            latencies.push(processed.timings.total);
-            self.save_attention(frame_number, &frame, &processed);
-            if !self.options.events_only || !processed.decision.events.is_empty() {
-                let record = Record::new(
-                    &self.classes,
-                    &processed.decision,
-                    frame_number,
-                    frame.sequence,
-                    &frame.origin,
-                    processed.timings,
-                    self.options.all_scores,
-                );
-                if self.emit(&record, sinks, &mut summary) {
-                    break StopReason::SinkClosed;
-                }
-            }
-            if meter.elapsed(Instant::now()) >= self.options.stats_every {
-                log_stats(
-                    meter.take(Instant::now()),
-                    &latencies,
-                    &summary,
-                    stream.stats(),
-                );
+                Handled::Skipped => {}
+                Handled::SinkClosed => break StopReason::SinkClosed,
             }
         };
         for sink in sinks.iter_mut() {
             sink.flush()?;
         }
-        summary.stop = stop_reason;
-        summary.stream = stream.stats();
-        summary.elapsed = start.elapsed();
-        let seconds = summary.elapsed.as_secs_f64();
-        summary.fps = if seconds > 0.0 {
-            summary.frames as f64 / seconds
-        } else {
-            0.0
+        Ok(run.finish(reason, stream.stats()))
+    }
+
+    /// Why the run must end before taking another frame, if it must: the stop flag, the frame
+    /// limit, or too many bad frames in a row.
+    fn stop_before_next(&self, run: &RunState, stop: &AtomicBool) -> Option<StopReason> {
+        if stop.load(Ordering::SeqCst) {
+            return Some(StopReason::Stopped);
+        }
+        if self.options.max_frames.is_some_and(|n| run.taken >= n) {
+            return Some(StopReason::FrameLimit);
+        }
+        if self
+            .options
+            .bad_frame_limit
+            .is_some_and(|n| run.bad_in_a_row >= n)
+        {
+            return Some(StopReason::BadFrames);
+        }
+        None
+    }
+
+    /// One frame taken from the stream: processed and counted, its attention saved and its
+    /// line sent; a frame that cannot be decoded is counted and skipped.
+    fn handle(
+        &mut self,
+        frame: &Frame,
+        sinks: &mut [Box<dyn Sink>],
+        run: &mut RunState,
+    ) -> Result<Handled, PipelineError> {
+        let processed = match self.process(frame) {
+            Ok(processed) => processed,
+            Err(FrameFailure::Bad(error)) => {
+                run.count_bad();
+                log::warn!("skipped a frame: {error}");
+                return Ok(Handled::Skipped);
+            }
+            Err(FrameFailure::Fatal(error)) => return Err(error.into()),
         };
-        summary.latency_p50_ms = latencies.quantile(0.5);
-        summary.latency_p99_ms = latencies.quantile(0.99);
-        Ok(summary)
+        let frame_number = run.count_processed(&processed.timings);
+        self.save_attention(frame_number, frame, &processed);
+        if self.options.events_only && processed.decision.events.is_empty() {
+            return Ok(Handled::Processed);
+        }
+        let record = Record::new(
+            &self.classes,
+            &processed.decision,
+            frame_number,
+            frame.sequence,
+            &frame.origin,
+            processed.timings,
+            self.options.all_scores,
+        );
+        Ok(if self.emit(&record, sinks, &mut run.summary) {
+            Handled::SinkClosed
+        } else {
+            Handled::Processed
+        })
     }
 
     /// Runs one frame through the three stages and times them.

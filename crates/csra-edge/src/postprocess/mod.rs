@@ -5,8 +5,9 @@
 mod hysteresis;
 mod smoothing;
 
-pub use hysteresis::Hysteresis;
-pub use smoothing::{Smoother, Smoothing};
+use hysteresis::Hysteresis;
+use smoothing::Smoother;
+pub use smoothing::Smoothing;
 
 use csra_core::manifest::Manifest;
 

@@ -16,6 +16,9 @@ use rumqttc::{
     Outgoing, Packet, QoS,
 };
 
+use percent_encoding::percent_decode_str;
+use url::{Host, Url};
+
 use super::{Sink, SinkError};
 
 /// Publishes queued while the broker is unreachable before lines are dropped (about half a
@@ -32,91 +35,92 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// A broker address parsed from `mqtt://[user[:password]@]host[:port]/topic`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerAddress {
-    /// User name and password for brokers that require a login.
+    /// User name and password for brokers that require a login (percent-decoded).
     pub credentials: Option<(String, String)>,
     /// Host name or IP address (IPv6 without brackets).
     pub host: String,
     /// TCP port (1883 unless given).
     pub port: u16,
-    /// The topic every line is published to (may contain `/` levels).
+    /// The topic every line is published to (may contain `/` levels; percent-decoded).
     pub topic: String,
 }
 
 impl BrokerAddress {
-    /// Parses `mqtt://[user[:password]@]host[:port]/topic`.
-    pub fn parse(url: &str) -> Result<BrokerAddress, SinkError> {
+    /// Parses `mqtt://[user[:password]@]host[:port]/topic` as a URL: a user, password or topic
+    /// holding `/`, `@` or `:` writes them percent-encoded (`%2F`, `%40`, `%3A`).
+    pub fn parse(text: &str) -> Result<BrokerAddress, SinkError> {
         let bad = |reason: &str| SinkError::Address {
-            address: redact(url),
+            address: redact(text),
             reason: format!("{reason}; expected mqtt://[user[:password]@]host[:port]/topic"),
         };
-        let rest = url
-            .strip_prefix("mqtt://")
-            .ok_or_else(|| bad("only plain mqtt:// brokers are supported"))?;
-        let (authority, topic) = rest
-            .split_once('/')
-            .ok_or_else(|| bad("no topic after the host"))?;
-        if topic.is_empty() || topic.contains(['+', '#']) {
+        let url = Url::parse(text).map_err(|e| match e {
+            url::ParseError::RelativeUrlWithoutBase => {
+                bad("only plain mqtt:// brokers are supported")
+            }
+            other => bad(&format!("bad host or port ({other})")),
+        })?;
+        if url.scheme() != "mqtt" {
+            return Err(bad("only plain mqtt:// brokers are supported"));
+        }
+        let host = match url.host() {
+            Some(Host::Domain(name)) if !name.is_empty() => decode(name),
+            Some(Host::Ipv4(address)) => address.to_string(),
+            Some(Host::Ipv6(address)) => address.to_string(),
+            _ => return Err(bad("bad host or port")),
+        };
+        let port = match url.port() {
+            Some(0) => return Err(bad("bad host or port")),
+            port => port.unwrap_or(DEFAULT_PORT),
+        };
+        let Some(topic) = url.path().strip_prefix('/') else {
+            return Err(bad("no topic after the host"));
+        };
+        let topic = decode(topic);
+        // A raw `#` starts the URL's fragment: it was meant as the multi-level wildcard.
+        if topic.is_empty() || topic.contains(['+', '#']) || url.fragment().is_some() {
             return Err(bad("the topic must be non-empty, without wildcards + or #"));
         }
-        // The last '@' ends the login, so a password may contain '@' (but not '/').
-        let (login, authority) = match authority.rsplit_once('@') {
-            Some((login, rest)) => (Some(login), rest),
-            None => (None, authority),
-        };
-        let credentials = login.map(|login| match login.split_once(':') {
-            Some((user, password)) => (user.to_owned(), password.to_owned()),
-            None => (login.to_owned(), String::new()),
-        });
-        if credentials
-            .as_ref()
-            .is_some_and(|(user, _)| user.is_empty())
-        {
-            return Err(bad("empty user name before '@'"));
+        if url.query().is_some() {
+            return Err(bad("a '?' in the topic must be written %3F"));
         }
-        let (host, port) = split_host_port(authority).ok_or_else(|| bad("bad host or port"))?;
+        let credentials = match (url.username(), url.password()) {
+            ("", None) => None,
+            ("", Some(_)) => return Err(bad("empty user name before '@'")),
+            (user, password) => Some((decode(user), password.map(decode).unwrap_or_default())),
+        };
         Ok(BrokerAddress {
             credentials,
-            host: host.to_owned(),
-            port: port.unwrap_or(DEFAULT_PORT),
-            topic: topic.to_owned(),
+            host,
+            port,
+            topic,
         })
     }
 }
 
-/// The URL with its password replaced, for messages and logs.
-pub fn redact(url: &str) -> String {
-    let Some(rest) = url.strip_prefix("mqtt://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((login, host)) => {
-            let user = login.split_once(':').map_or(login, |(user, _)| user);
-            format!("mqtt://{user}:***@{host}{}", &rest[authority_end..])
-        }
-        None => url.to_owned(),
-    }
+/// A percent-encoded URL part as text (bytes that are not UTF-8 become U+FFFD).
+fn decode(part: &str) -> String {
+    percent_decode_str(part).decode_utf8_lossy().into_owned()
 }
 
-/// `host`, `host:port`, `[v6]` or `[v6]:port`.
-fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
+/// The URL with its password replaced, for messages and logs; one that does not parse keeps
+/// only its scheme and what follows the login.
+pub fn redact(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(mut url) if url.password().is_some() => {
+            // Fails only for URLs that cannot have a login, which have no password either.
+            let _ = url.set_password(Some("***"));
+            url.to_string()
         }
-    };
-    if host.is_empty() {
-        return None;
+        Ok(_) => text.to_owned(),
+        Err(_) => {
+            let (scheme, rest) = text.split_once("://").unwrap_or(("", text));
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[authority_end..]),
+                None => text.to_owned(),
+            }
+        }
     }
-    let port = match port {
-        Some(p) => Some(p.parse().ok().filter(|&p: &u16| p != 0)?),
-        None => None,
-    };
-    Some((host, port))
 }
 
 /// What the connection thread reports.
@@ -421,12 +425,42 @@ mod tests {
     }
 
     #[test]
+    fn percent_encoded_logins_and_topics_hold_slashes_and_at_signs() {
+        // The password `a/b@c:d` and the user `cam@site`: a raw `/` would end the host.
+        let parsed =
+            BrokerAddress::parse("mqtt://cam%40site:a%2Fb%40c%3Ad@broker:1884/fleet/cam%201").ok();
+        assert_eq!(
+            parsed,
+            Some(BrokerAddress {
+                credentials: Some(("cam@site".into(), "a/b@c:d".into())),
+                host: "broker".into(),
+                port: 1884,
+                topic: "fleet/cam 1".into()
+            })
+        );
+        let user_only = BrokerAddress::parse("mqtt://cam@broker/t").ok();
+        assert_eq!(
+            user_only.and_then(|a| a.credentials),
+            Some(("cam".into(), String::new()))
+        );
+        assert_eq!(
+            redact("mqtt://cam:a%2Fb%40c@broker/t"),
+            "mqtt://cam:***@broker/t"
+        );
+    }
+
+    #[test]
     fn passwords_are_redacted() {
         assert_eq!(
             redact("mqtt://cam:secret@host:1883/a/b"),
             "mqtt://cam:***@host:1883/a/b"
         );
         assert_eq!(redact("mqtt://host/t"), "mqtt://host/t");
+        // Unparseable (the port), still without the password.
+        assert_eq!(
+            redact("mqtt://cam:secret@host:99999/t"),
+            "mqtt://***@host:99999/t"
+        );
         let err = BrokerAddress::parse("mqtt://cam:secret@host:0/t")
             .err()
             .map(|e| e.to_string())

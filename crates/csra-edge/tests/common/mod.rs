@@ -1,5 +1,5 @@
 //! Shared test helpers: a random-weight CSRA model written with csra-onnx (a tiny conv backbone
-//! and a fused head), the reference computations, the real photos and the system tools.
+//! and a fused head), the reference computations, and the real photos.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -215,22 +215,10 @@ pub fn reference_probs(model: &TestModel, features: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// The workspace root.
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_owned()
-}
-
-/// The real photos: `$CSRA_DATA_DIR/photos` or `../shared/data/photos`; fails (not skips)
-/// when missing.
+/// The real photos: `photos/` of [`csra_test_support::data_dir`]; fails (not skips) when
+/// missing.
 pub fn photos_dir() -> PathBuf {
-    let data = std::env::var_os("CSRA_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared/data"));
-    let photos = data.join("photos");
+    let photos = csra_test_support::data_dir().join("photos");
     assert!(
         photos.join("cat_0.jpg").is_file(),
         "real photos not found at {}: check out shared/ beside this repository or set CSRA_DATA_DIR",
@@ -257,31 +245,8 @@ pub fn photo_subset(dir: &Path) -> Vec<PathBuf> {
     .collect()
 }
 
-/// `../shared` beside the checkout, or `$CSRA_SHARED_DIR`.
-pub fn shared_dir() -> PathBuf {
-    std::env::var_os("CSRA_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared"))
-}
-
 /// Real photos by file name, from [`photos_dir`].
 pub fn photos(names: &[&str]) -> Vec<PathBuf> {
     let dir = photos_dir();
     names.iter().map(|name| dir.join(name)).collect()
-}
-
-/// Whether a test whose system tool is missing must fail rather than skip:
-/// `scripts/test.sh` sets `CSRA_REQUIRE_SYSTEM_TOOLS=1`, after installing them.
-pub fn tools_required() -> bool {
-    std::env::var("CSRA_REQUIRE_SYSTEM_TOOLS").is_ok_and(|v| v == "1")
-}
-
-/// Reports a missing tool: a failure under the test command, a skip (said on stderr)
-/// otherwise. Returns normally only when the test should be skipped.
-pub fn missing_tool(what: &str, fix: &str) {
-    assert!(
-        !tools_required(),
-        "CSRA_REQUIRE_SYSTEM_TOOLS=1 but {what} is missing; {fix}"
-    );
-    eprintln!("skipped: {what} is missing ({fix}; scripts/test.sh does this)");
 }

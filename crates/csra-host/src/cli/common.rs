@@ -100,8 +100,8 @@ impl From<Normalize> for Normalization {
 pub struct HeadArgs {
     /// csra (the paper's multi-head attention), max (`mean + λ·max`, training-free) or baseline
     /// (GAP + FC).
-    #[arg(long = "head", value_parser = parse_variant)]
-    pub variant: Option<HeadVariant>,
+    #[arg(long = "head", value_enum, ignore_case = true)]
+    pub variant: Option<VariantArg>,
     /// Attention heads for `csra`: 1, 2, 4, 6 or 8 (the paper's temperature lists).
     #[arg(long)]
     pub heads: Option<usize>,
@@ -110,14 +110,33 @@ pub struct HeadArgs {
     pub lambda: Option<f32>,
 }
 
-fn parse_variant(text: &str) -> Result<HeadVariant, String> {
-    text.parse::<HeadVariant>().map_err(|e| e.to_string())
+/// `--head` and `export --variant`: csra-core's [`HeadVariant`] as clap lists and parses it
+/// (csra-core stays free of clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VariantArg {
+    /// The paper's multi-head class-specific residual attention.
+    Csra,
+    /// `mean + λ·max`, training-free.
+    Max,
+    /// Global average pooling, then the classifier (GAP + FC).
+    #[value(alias = "gap")]
+    Baseline,
+}
+
+impl From<VariantArg> for HeadVariant {
+    fn from(variant: VariantArg) -> HeadVariant {
+        match variant {
+            VariantArg::Csra => HeadVariant::Csra,
+            VariantArg::Max => HeadVariant::Max,
+            VariantArg::Baseline => HeadVariant::Baseline,
+        }
+    }
 }
 
 impl HeadArgs {
     /// The spec these flags ask for, or `None` when no flag was given.
     pub fn spec(&self) -> anyhow::Result<Option<HeadSpec>> {
-        let Some(variant) = self.variant else {
+        let Some(variant) = self.variant.map(HeadVariant::from) else {
             if self.heads.is_some() || self.lambda.is_some() {
                 bail!("--heads and --lambda need --head csra|max|baseline");
             }

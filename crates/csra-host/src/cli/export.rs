@@ -18,7 +18,7 @@ use csra_onnx::HeadWeights;
 use csra_onnx::{ExportFiles, MODEL_FILE};
 use tch::{Device, Tensor};
 
-use super::common::{load_model, DeviceArgs, LoadedModel};
+use super::common::{load_model, DeviceArgs, LoadedModel, VariantArg};
 use super::export_check::{score, verification_images, VerificationImages};
 
 /// `csra-host export` flags.
@@ -32,8 +32,8 @@ pub struct ExportArgs {
     out: PathBuf,
     /// The head: csra, max (`mean + λ·max`, the fast device head; training-free on any model)
     /// or baseline (GAP + FC) [default: the trained head].
-    #[arg(long, value_parser = parse_variant)]
-    variant: Option<HeadVariant>,
+    #[arg(long, value_enum, ignore_case = true)]
+    variant: Option<VariantArg>,
     /// λ, the weight of the attention logits [default: the trained λ for the trained variant,
     /// 0.1 for csra, 0.2 for max].
     #[arg(long)]
@@ -83,10 +83,6 @@ pub struct ExportArgs {
     eval: bool,
     #[command(flatten)]
     device: DeviceArgs,
-}
-
-fn parse_variant(text: &str) -> Result<HeadVariant, String> {
-    text.parse::<HeadVariant>().map_err(|e| e.to_string())
 }
 
 /// One model to write: its folder and head spec.
@@ -188,7 +184,8 @@ fn class_labels(args: &ExportArgs, checkpoint: &Checkpoint) -> anyhow::Result<La
 /// The models to write: one, or a head family.
 fn members(args: &ExportArgs, trained: &HeadSpec) -> anyhow::Result<Vec<Member>> {
     if args.heads.is_empty() {
-        let spec = heads::requested_spec(trained, args.variant, args.lambda)?;
+        let spec =
+            heads::requested_spec(trained, args.variant.map(HeadVariant::from), args.lambda)?;
         return Ok(vec![Member {
             files: ExportFiles::in_dir(&args.out),
             spec,

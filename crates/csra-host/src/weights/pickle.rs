@@ -11,6 +11,80 @@ use std::fmt;
 
 use tch::Kind;
 
+/// The opcodes the reader runs, named as in Python's `pickletools`.
+pub(crate) mod op {
+    /// End of the pickle: the top of the stack is the result.
+    pub const STOP: u8 = b'.';
+    /// The protocol version (one byte).
+    pub const PROTO: u8 = 0x80;
+    /// A frame's 8-byte length (protocol 4): a hint only.
+    pub const FRAME: u8 = 0x95;
+    /// Marks the stack for the opcodes that take everything above the mark.
+    pub const MARK: u8 = b'(';
+    /// Pushes an empty dict.
+    pub const EMPTY_DICT: u8 = b'}';
+    /// Pushes an empty list.
+    pub const EMPTY_LIST: u8 = b']';
+    /// Pushes an empty tuple.
+    pub const EMPTY_TUPLE: u8 = b')';
+    /// A tuple of everything above the mark.
+    pub const TUPLE: u8 = b't';
+    /// A tuple of the top stack item.
+    pub const TUPLE1: u8 = 0x85;
+    /// A tuple of the top three stack items (`TUPLE2`, 0x86, lies between).
+    pub const TUPLE3: u8 = 0x87;
+    /// Pushes `None`.
+    pub const NONE: u8 = b'N';
+    /// Pushes `True`.
+    pub const NEWTRUE: u8 = 0x88;
+    /// Pushes `False`.
+    pub const NEWFALSE: u8 = 0x89;
+    /// A 4-byte signed little-endian integer.
+    pub const BININT: u8 = b'J';
+    /// A 1-byte unsigned integer.
+    pub const BININT1: u8 = b'K';
+    /// A 2-byte unsigned little-endian integer.
+    pub const BININT2: u8 = b'M';
+    /// An integer of a 1-byte count of little-endian two's-complement bytes.
+    pub const LONG1: u8 = 0x8a;
+    /// An 8-byte big-endian float.
+    pub const BINFLOAT: u8 = b'G';
+    /// A UTF-8 string with a 4-byte length.
+    pub const BINUNICODE: u8 = b'X';
+    /// A UTF-8 string with a 1-byte length.
+    pub const SHORT_BINUNICODE: u8 = 0x8c;
+    /// A UTF-8 string with an 8-byte length.
+    pub const BINUNICODE8: u8 = 0x8d;
+    /// A global named by two newline-terminated lines: module, then name.
+    pub const GLOBAL: u8 = b'c';
+    /// A global named by the two strings on top of the stack.
+    pub const STACK_GLOBAL: u8 = 0x93;
+    /// Stores the top of the stack in the memo at a 1-byte index.
+    pub const BINPUT: u8 = b'q';
+    /// Stores the top of the stack in the memo at a 4-byte index.
+    pub const LONG_BINPUT: u8 = b'r';
+    /// Stores the top of the stack in the memo at the next index.
+    pub const MEMOIZE: u8 = 0x94;
+    /// Pushes the memo entry at a 1-byte index.
+    pub const BINGET: u8 = b'h';
+    /// Pushes the memo entry at a 4-byte index.
+    pub const LONG_BINGET: u8 = b'j';
+    /// Adds one key and value to the dict below them.
+    pub const SETITEM: u8 = b's';
+    /// Adds the keys and values above the mark to the dict below it.
+    pub const SETITEMS: u8 = b'u';
+    /// Appends one value to the list below it.
+    pub const APPEND: u8 = b'a';
+    /// Appends the values above the mark to the list below it.
+    pub const APPENDS: u8 = b'e';
+    /// A persistent id (torch's storage reference) from the top of the stack.
+    pub const BINPERSID: u8 = b'Q';
+    /// Calls the callable below the top of the stack with the argument tuple on top.
+    pub const REDUCE: u8 = b'R';
+    /// Sets the state (the top of the stack) of the object below it.
+    pub const BUILD: u8 = b'b';
+}
+
 /// The element type of a storage, from its class name (`torch.FloatStorage`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StorageKind {
@@ -218,7 +292,7 @@ impl<'a> Machine<'a> {
             self.op_start = self.pos;
             let op = self.take(1)?[0];
             match op {
-                b'.' => return self.stop(),
+                op::STOP => return self.stop(),
                 _ => self.step(op)?,
             }
         }
@@ -234,72 +308,72 @@ impl<'a> Machine<'a> {
 
     fn step(&mut self, op: u8) -> Result<(), PickleError> {
         match op {
-            0x80 => {
+            op::PROTO => {
                 let protocol = self.take(1)?[0];
                 if !(2..=5).contains(&protocol) {
                     return self.error(format!("pickle protocol {protocol} (expected 2 to 5)"));
                 }
             }
-            0x95 => {
+            op::FRAME => {
                 self.take(8)?; // FRAME: a length hint only
             }
-            b'(' => self.marks.push(self.stack.len()),
-            b'}' => self.stack.push(Value::Dict(Vec::new())),
-            b']' => self.stack.push(Value::List(Vec::new())),
-            b')' => self.stack.push(Value::Tuple(Vec::new())),
-            b't' => {
+            op::MARK => self.marks.push(self.stack.len()),
+            op::EMPTY_DICT => self.stack.push(Value::Dict(Vec::new())),
+            op::EMPTY_LIST => self.stack.push(Value::List(Vec::new())),
+            op::EMPTY_TUPLE => self.stack.push(Value::Tuple(Vec::new())),
+            op::TUPLE => {
                 let items = self.pop_mark()?;
                 self.stack.push(Value::Tuple(items));
             }
-            0x85..=0x87 => {
-                let n = usize::from(op - 0x84);
+            op::TUPLE1..=op::TUPLE3 => {
+                let n = usize::from(op - op::TUPLE1) + 1;
                 if self.stack.len() < n {
                     return self.error("stack underflow");
                 }
                 let items = self.stack.split_off(self.stack.len() - n);
                 self.stack.push(Value::Tuple(items));
             }
-            b'N' => self.stack.push(Value::None),
-            0x88 => self.stack.push(Value::Bool(true)),
-            0x89 => self.stack.push(Value::Bool(false)),
-            b'J' => {
+            op::NONE => self.stack.push(Value::None),
+            op::NEWTRUE => self.stack.push(Value::Bool(true)),
+            op::NEWFALSE => self.stack.push(Value::Bool(false)),
+            op::BININT => {
                 let v = i32::from_le_bytes(self.array()?);
                 self.stack.push(Value::Int(i64::from(v)));
             }
-            b'K' => {
+            op::BININT1 => {
                 let v = self.take(1)?[0];
                 self.stack.push(Value::Int(i64::from(v)));
             }
-            b'M' => {
+            op::BININT2 => {
                 let v = u16::from_le_bytes(self.array()?);
                 self.stack.push(Value::Int(i64::from(v)));
             }
-            0x8a => {
+            op::LONG1 => {
                 let v = self.long1()?;
                 self.stack.push(Value::Int(v));
             }
-            b'G' => {
+            op::BINFLOAT => {
                 let v = f64::from_be_bytes(self.array()?);
                 self.stack.push(Value::Float(v));
             }
-            b'X' => {
+            op::BINUNICODE => {
                 let n = u32::from_le_bytes(self.array()?);
                 self.unicode(u64::from(n))?;
             }
-            0x8c => {
+            op::SHORT_BINUNICODE => {
                 let n = self.take(1)?[0];
                 self.unicode(u64::from(n))?;
             }
-            0x8d => {
+            op::BINUNICODE8 => {
                 let n = u64::from_le_bytes(self.array()?);
                 self.unicode(n)?;
             }
-            b'c' => {
+            op::GLOBAL => {
                 let module = self.line()?;
                 let name = self.line()?;
                 self.global(&module, &name)?;
             }
-            0x93 => {
+            op::STACK_GLOBAL => {
                 let name = self.pop()?;
                 let module = self.pop()?;
                 match (module, name) {
@@ -307,55 +381,55 @@ impl<'a> Machine<'a> {
                     _ => return self.error("STACK_GLOBAL needs two strings"),
                 }
             }
-            b'q' => {
+            op::BINPUT => {
                 let index = self.take(1)?[0];
                 self.put(u32::from(index))?;
             }
-            b'r' => {
+            op::LONG_BINPUT => {
                 let index = u32::from_le_bytes(self.array()?);
                 self.put(index)?;
             }
-            0x94 => {
+            op::MEMOIZE => {
                 let index = u32::try_from(self.memo.len()).map_or(u32::MAX, |n| n);
                 self.put(index)?;
             }
-            b'h' => {
+            op::BINGET => {
                 let index = self.take(1)?[0];
                 self.get(u32::from(index))?;
             }
-            b'j' => {
+            op::LONG_BINGET => {
                 let index = u32::from_le_bytes(self.array()?);
                 self.get(index)?;
             }
-            b's' => {
+            op::SETITEM => {
                 let value = self.pop()?;
                 let key = self.pop()?;
                 self.extend_dict(vec![key, value])?;
             }
-            b'u' => {
+            op::SETITEMS => {
                 let items = self.pop_mark()?;
                 self.extend_dict(items)?;
             }
-            b'a' => {
+            op::APPEND => {
                 let value = self.pop()?;
                 self.extend_list(vec![value])?;
             }
-            b'e' => {
+            op::APPENDS => {
                 let items = self.pop_mark()?;
                 self.extend_list(items)?;
             }
-            b'Q' => {
+            op::BINPERSID => {
                 let pid = self.pop()?;
                 let storage = self.persistent_load(pid)?;
                 self.stack.push(Value::Storage(storage));
             }
-            b'R' => {
+            op::REDUCE => {
                 let args = self.pop()?;
                 let callable = self.pop()?;
                 let value = self.reduce(callable, args)?;
                 self.stack.push(value);
             }
-            b'b' => {
+            op::BUILD => {
                 let state = self.pop()?;
                 self.build(state)?;
             }

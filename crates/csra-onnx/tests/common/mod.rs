@@ -6,9 +6,7 @@
 pub mod npy;
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use csra_onnx::pb::ModelProto;
 use prost::Message;
@@ -305,50 +303,5 @@ pub fn target(dir: &Path, name: &str, classes: usize) -> csra_onnx::graft::Graft
         preprocess: Preprocess::official(),
         color: ColorOrder::Rgb,
         outputs: OutputNames::default(),
-    }
-}
-
-/// How to provide the Python reference the tests need.
-pub const SETUP: &str = "python3 -m venv .venv && .venv/bin/pip install -r requirements/test.txt \
-                         (in the workspace root), then run with CSRA_PYTHON=.venv/bin/python";
-
-/// The workspace root, two levels above this crate.
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("the crate sits in crates/ of the workspace")
-        .to_owned()
-}
-
-/// The interpreter from `CSRA_PYTHON`, or `None` (after saying so) when the check is skipped.
-pub fn python(test: &str) -> Option<PathBuf> {
-    match std::env::var_os("CSRA_PYTHON").filter(|p| !p.is_empty()) {
-        Some(path) => Some(resolve(path)),
-        None => {
-            let required = std::env::var("CSRA_REQUIRE_PYTHON_REFERENCE").is_ok_and(|v| v == "1");
-            assert!(
-                !required,
-                "CSRA_REQUIRE_PYTHON_REFERENCE=1 but CSRA_PYTHON is not set; set up the \
-                 Python reference of the {test} test: {SETUP}"
-            );
-            // Straight to stderr, past the test harness's capture, so a skip is never silent.
-            let _ = writeln!(
-                std::io::stderr(),
-                "csra-onnx {test} test skipped: set CSRA_PYTHON to a Python with \
-                 requirements/test.txt ({SETUP})"
-            );
-            None
-        }
-    }
-}
-
-/// A relative path is taken from the workspace root; a bare name is looked up on `PATH`.
-pub fn resolve(path: OsString) -> PathBuf {
-    let path = PathBuf::from(path);
-    if path.is_relative() && path.components().count() > 1 {
-        workspace_root().join(path)
-    } else {
-        path
     }
 }

@@ -14,7 +14,7 @@ use csra_host::data_source::{DataFormat, DataSource};
 use csra_host::evaluate::predict;
 use csra_host::train::{self, Checkpoint, LrSchedule, Outcome, Recipe, TrainJob};
 use csra_host::{Arch, CsraModel, ModelConfig};
-use csra_tests::data_dir;
+use csra_test_support::data_dir;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 

@@ -23,7 +23,7 @@ fn oracle_scores(data: &Dataset, ignored: f32) -> Vec<f32> {
 
 #[test]
 fn coco_val_subset_oracle_scores_are_perfect_and_absent_classes_are_left_out() {
-    let root = csra_tests::data_dir().join("coco-mini");
+    let root = csra_test_support::data_dir().join("coco-mini");
     let mut data = coco::read(
         &root.join("annotations/instances_val2017.json"),
         &root.join("val2017"),
@@ -60,7 +60,7 @@ fn coco_val_subset_oracle_scores_are_perfect_and_absent_classes_are_left_out() {
 
 #[test]
 fn voc_test_ignored_difficult_labels_do_not_count_against_a_model() {
-    let main = csra_tests::data_dir().join("voc2007-imagesets/Main");
+    let main = csra_test_support::data_dir().join("voc2007-imagesets/Main");
     let data = voc::read_imagesets(&main, "test", &main.join("../JPEGImages")).unwrap();
     let n = data.classes.len();
     assert!(data.ignored_counts().iter().sum::<usize>() > 0);

@@ -18,7 +18,7 @@ use csra_edge::frame::{Frame, PixelFormat};
 use csra_edge::preprocess::Preprocessor;
 use csra_host::data::{Loader, LoaderConfig};
 use csra_image::{load_rgb, preprocess_image};
-use csra_tests::{data_dir, workspace_root};
+use csra_test_support::{data_dir, workspace_root};
 use image::{Rgba, RgbaImage};
 
 /// Real photos of assorted sizes and JPEG subsamplings, and a BMP.

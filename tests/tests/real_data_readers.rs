@@ -48,7 +48,7 @@ fn raw_unannotated(json: &Value) -> BTreeSet<String> {
 }
 
 fn check_coco_split(split: &str, images: usize, unannotated: &[&str]) {
-    let root = csra_tests::data_dir().join("coco-mini");
+    let root = csra_test_support::data_dir().join("coco-mini");
     let annotations = root.join(format!("annotations/instances_{split}.json"));
     let images_dir = root.join(split);
     let data = coco::read(&annotations, &images_dir).unwrap();
@@ -98,7 +98,7 @@ fn coco_mini_val2017() {
 }
 
 fn voc_main() -> std::path::PathBuf {
-    csra_tests::data_dir().join("voc2007-imagesets/Main")
+    csra_test_support::data_dir().join("voc2007-imagesets/Main")
 }
 
 /// How many lines of an ImageSets class file carry `label`.

@@ -8,28 +8,25 @@
 //! CSRA_PYTHON=.venv/bin/python cargo test -p csra-tests --test metrics_vs_sklearn
 //! ```
 //!
-//! A relative `CSRA_PYTHON` path is taken from the workspace root. Without `CSRA_PYTHON` the test
-//! says it is skipped on stderr, or fails when `CSRA_REQUIRE_PYTHON_REFERENCE=1`.
+//! A relative `CSRA_PYTHON` path is taken from the workspace root; without `CSRA_PYTHON` the
+//! workspace's `.venv` is used, and without either the test fails with what to set up.
 //!
 //! The random cases are tie-free: sklearn's AP equals the non-interpolated AP only without ties
 //! (tie handling has its own hand-computed unit tests in csra-core).
 
 use std::collections::HashSet;
-use std::ffi::OsString;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use csra_core::metrics::{class_counts, evaluate, ClassCounts, PrecisionRecall, TOP_K};
+use csra_test_support::{python, PYTHON_SETUP};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{json, Value};
 
 /// Both sides accumulate in f64 but in different orders; anything above rounding is a bug.
 const TOLERANCE: f64 = 1e-9;
-
-const SETUP: &str = "python3 -m venv .venv && .venv/bin/pip install -r requirements/test.txt \
-                     (in the workspace root), then run with CSRA_PYTHON=.venv/bin/python";
 
 /// One random evaluation input, row-major `[N, C]`.
 struct Case {
@@ -91,42 +88,10 @@ fn random_case(seed: u64, num_samples: usize, num_classes: usize) -> Case {
     }
 }
 
-/// The interpreter from `CSRA_PYTHON`, or `None` (after saying so) when the check is skipped.
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("CSRA_PYTHON").filter(|p| !p.is_empty()) {
-        Some(path) => Some(resolve(path)),
-        None => {
-            let required = std::env::var("CSRA_REQUIRE_PYTHON_REFERENCE").is_ok_and(|v| v == "1");
-            assert!(
-                !required,
-                "CSRA_REQUIRE_PYTHON_REFERENCE=1 but CSRA_PYTHON is not set; set up the \
-                 scikit-learn reference: {SETUP}"
-            );
-            // Straight to stderr, past the test harness's capture, so a skip is never silent.
-            let _ = writeln!(
-                std::io::stderr(),
-                "metrics_vs_sklearn skipped: set CSRA_PYTHON to a Python with \
-                 requirements/test.txt ({SETUP})"
-            );
-            None
-        }
-    }
-}
-
-/// A relative path is taken from the workspace root; a bare name is looked up on `PATH`.
-fn resolve(path: OsString) -> PathBuf {
-    let path = PathBuf::from(path);
-    if path.is_relative() && path.components().count() > 1 {
-        csra_tests::workspace_root().join(path)
-    } else {
-        path
-    }
-}
-
 /// Runs the reference on all cases in one process (importing sklearn takes about a second) and
 /// returns a report per case.
 fn reference(python: &Path, cases: &[Case]) -> Vec<Value> {
-    let script = csra_tests::workspace_root().join("tests/python/metrics_reference.py");
+    let script = csra_test_support::workspace_root().join("tests/python/metrics_reference.py");
     let input: Vec<Value> = cases
         .iter()
         .map(|case| {
@@ -145,7 +110,7 @@ fn reference(python: &Path, cases: &[Case]) -> Vec<Value> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run CSRA_PYTHON={}: {e}; {SETUP}", python.display()));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}; {PYTHON_SETUP}", python.display()));
     let input = serde_json::to_vec(&input).expect("the cases serialise");
     // Closing stdin (the drop) ends the input. A write error is reported after the exit status:
     // a Python that fails early (no numpy, say) closes the pipe, and its stderr says why.
@@ -157,7 +122,7 @@ fn reference(python: &Path, cases: &[Case]) -> Vec<Value> {
     let output = child.wait_with_output().expect("wait for the reference");
     assert!(
         output.status.success(),
-        "{} {} failed ({}):\n{}\nIs requirements/test.txt installed? {SETUP}",
+        "{} {} failed ({}):\n{}\nIs requirements/test.txt installed? {PYTHON_SETUP}",
         python.display(),
         script.display(),
         output.status,
@@ -271,7 +236,7 @@ fn check(case: &Case, reference: &Value) {
 
 #[test]
 fn metrics_match_sklearn_on_random_tie_free_cases() {
-    let Some(python) = python() else { return };
+    let python = python();
     // (samples, classes): a single column, fewer classes than the top 3, and larger matrices.
     let shapes = [
         (1, 1),

@@ -8,7 +8,7 @@ use csra_core::dataset::coco;
 use csra_core::manifest::Preprocess;
 use csra_core::Sample;
 use csra_host::data::{measure_throughput, Batch, Loader, LoaderConfig};
-use csra_tests::data_dir;
+use csra_test_support::data_dir;
 
 fn coco_mini_train() -> (Vec<Sample>, usize) {
     let root = data_dir().join("coco-mini");

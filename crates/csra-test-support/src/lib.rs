@@ -1,0 +1,108 @@
+//! What the csra test suites share: where the workspace and the real data are, the Python
+//! interpreter with the pinned references, and the failure for a missing system tool.
+//!
+//! A missing reference fails the test that needs it, with what to install or set: a test that
+//! passed without its reference would prove nothing. A test that may legitimately not run is
+//! marked `#[ignore = "reason"]` instead.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+/// How to get the pinned Python references (`requirements/test.txt`).
+pub const PYTHON_SETUP: &str = "run ./scripts/test.sh, which builds .venv with \
+     requirements/test.txt; or in the workspace root run `python3 -m venv .venv && \
+     .venv/bin/pip install -r requirements/test.txt`; or set CSRA_PYTHON to a Python that \
+     has those packages";
+
+/// The workspace root (the folder holding the top-level `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("csra-test-support sits in crates/ of the workspace")
+        .to_owned()
+}
+
+/// `$CSRA_SHARED_DIR`, or `../shared` beside the checkout: the real data and the tools.
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("CSRA_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared"))
+}
+
+/// The shared real data: `$CSRA_DATA_DIR`, or `../shared/data` beside the checkout.
+///
+/// Panics with the fix when it is missing: the tests that read it check real data and must not
+/// pass vacuously without it.
+pub fn data_dir() -> PathBuf {
+    let dir = std::env::var_os("CSRA_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/data"));
+    assert!(
+        dir.join("README.md").is_file(),
+        "real test data not found at {}: check out shared/ beside this repository or set \
+         CSRA_DATA_DIR to the folder holding coco-mini/, voc2007-imagesets/, weights/ and \
+         photos/",
+        dir.display()
+    );
+    dir
+}
+
+/// The Python with the pinned references: `$CSRA_PYTHON` (see [`resolve`]), else the
+/// workspace's `.venv/bin/python` as `scripts/test.sh` builds it.
+///
+/// Panics with [`PYTHON_SETUP`] when neither is there.
+pub fn python() -> PathBuf {
+    if let Some(path) = std::env::var_os("CSRA_PYTHON").filter(|p| !p.is_empty()) {
+        let python = resolve(&path);
+        assert!(
+            python.components().count() == 1 || python.is_file(),
+            "CSRA_PYTHON={} does not exist: {PYTHON_SETUP}",
+            python.display()
+        );
+        return python;
+    }
+    let venv = workspace_root().join(".venv/bin/python");
+    assert!(
+        venv.is_file(),
+        "no Python reference: CSRA_PYTHON is not set and {} does not exist; {PYTHON_SETUP}",
+        venv.display()
+    );
+    venv
+}
+
+/// A path given in an environment variable: a relative path is taken from the workspace root,
+/// a bare name (`python3`) is left for `PATH`.
+pub fn resolve(path: &OsStr) -> PathBuf {
+    let path = PathBuf::from(path);
+    if path.is_relative() && path.components().count() > 1 {
+        workspace_root().join(path)
+    } else {
+        path
+    }
+}
+
+/// Fails the test for a missing system tool, saying what it is and how to get it.
+pub fn missing_tool(what: &str, fix: &str) -> ! {
+    panic!("{what} is missing: {fix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_are_taken_from_the_workspace_root_and_bare_names_left_for_path() {
+        let root = workspace_root();
+        assert!(root.join("Cargo.toml").is_file(), "{}", root.display());
+        assert_eq!(
+            resolve(OsStr::new(".venv/bin/python")),
+            root.join(".venv/bin/python")
+        );
+        assert_eq!(resolve(OsStr::new("python3")), PathBuf::from("python3"));
+        assert_eq!(
+            resolve(OsStr::new("/usr/bin/python3")),
+            PathBuf::from("/usr/bin/python3")
+        );
+    }
+}
