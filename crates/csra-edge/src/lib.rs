@@ -3,7 +3,10 @@
 //! - [`frame`]: frames as sources deliver them, and the traits the pipeline pulls them through;
 //! - [`files`]: `--input` image files as a frame stream;
 //! - [`model`]: finding a model's ONNX and manifest, and checking that they agree;
-//! - [`backend`]: the inference-engine trait and its tract implementation;
+//! - [`backend`]: the inference-engine trait, its tract (CPU) and TensorRT (GPU, csra-trt)
+//!   implementations, and `--backend auto|tensorrt|tract`;
+//! - [`pictures`]: image files through the inference preprocessing (INT8 calibration, verify);
+//! - [`verify`]: how far an engine's outputs are from tract's (`csra-edge verify`);
 //! - [`preprocess`]: frames to the network's input tensor through csra-image (decode, resize,
 //!   normalise);
 //! - [`postprocess`]: probabilities to labels (smoothing, thresholds, hysteresis, events);
@@ -49,10 +52,12 @@ pub mod capture;
 pub mod files;
 pub mod frame;
 pub mod model;
+pub mod pictures;
 pub mod pipeline;
 pub mod postprocess;
 pub mod preprocess;
 pub mod profile;
 pub mod sink;
+pub mod verify;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,8 +1,14 @@
-//! What runs the network: a small trait with one implementation per inference engine. tract
-//! (pure Rust, CPU) is here; TensorRT comes behind the same trait.
+//! What runs the network: a small trait with one implementation per inference engine, tract
+//! (pure Rust, CPU) and TensorRT (GPU, through csra-trt), and the choice between them.
 
+mod select;
+mod tensorrt;
 mod tract;
 
+pub use self::select::{
+    default_engine_cache, load_backend, BackendConfig, BackendKind, Selected,
+};
+pub use self::tensorrt::TensorrtBackend;
 pub use self::tract::TractBackend;
 
 use std::path::PathBuf;
@@ -18,6 +24,9 @@ pub struct Outputs {
     pub probs: Vec<f32>,
     /// The last head's attention maps, when the model was exported with them.
     pub attention: Option<AttentionMaps>,
+    /// The network's own time in ms when the engine measures it (TensorRT: CUDA events
+    /// around copies and inference); `None` means the caller's wall clock is the measure.
+    pub network_ms: Option<f64>,
 }
 
 /// Per-class attention maps `[C, h, w]`, row-major.
@@ -82,6 +91,9 @@ pub enum BackendError {
     /// Running the network failed.
     #[error("inference failed: {0}")]
     Run(String),
+    /// TensorRT is missing, found no GPU, or could not build or run the engine.
+    #[error(transparent)]
+    Tensorrt(#[from] csra_trt::TrtError),
 }
 
 /// An inference engine with one network loaded and ready.

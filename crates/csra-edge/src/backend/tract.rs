@@ -162,6 +162,7 @@ impl Backend for TractBackend {
                 Some(value) => Some(self.attention_maps(value)?),
                 None => None,
             },
+            network_ms: None,
         })
     }
 }

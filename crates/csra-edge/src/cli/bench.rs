@@ -8,7 +8,8 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use super::BenchArgs;
-use csra_edge::backend::{Backend, TractBackend};
+use csra_edge::backend::load_backend;
+use csra_edge::profile::DeviceProfile;
 use csra_edge::model::ModelFiles;
 use csra_edge::pipeline::nearest_rank;
 
@@ -16,6 +17,8 @@ use csra_edge::pipeline::nearest_rank;
 #[derive(Debug, Clone, Serialize)]
 struct Measurement {
     model: String,
+    /// The engine, as it describes itself.
+    backend: String,
     variant: String,
     heads: usize,
     input: String,
@@ -37,10 +40,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     for path in &args.models {
         models.extend(expand_family(path)?);
     }
+    let profile = super::run::profile(args.device.as_deref())?;
     let mut results = Vec::new();
     for path in &models {
         log::info!("measuring {}", path.display());
-        results.push(measure(path, args)?);
+        results.push(measure(path, args, &profile)?);
     }
     let fastest = results
         .iter()
@@ -97,9 +101,12 @@ fn expand_family(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(members.into_iter().map(|(_, p)| p).collect())
 }
 
-fn measure(path: &Path, args: &BenchArgs) -> anyhow::Result<Measurement> {
+fn measure(path: &Path, args: &BenchArgs, profile: &DeviceProfile) -> anyhow::Result<Measurement> {
     let model = ModelFiles::open(path)?;
-    let mut backend = TractBackend::load(&model, args.threads)?;
+    let config = args.engine.config(profile, &model, args.threads)?;
+    let selected = load_backend(&model, &config)?;
+    log::info!("engine: {}", selected.reason);
+    let mut backend = selected.backend;
     // A fixed, non-constant input: constant inputs can take shortcuts in some kernels.
     let input: Vec<f32> = (0..backend.input_len())
         .map(|i| ((i % 251) as f32 / 125.0) - 1.0)
@@ -117,6 +124,7 @@ fn measure(path: &Path, args: &BenchArgs) -> anyhow::Result<Measurement> {
     let manifest = &model.manifest;
     Ok(Measurement {
         model: path.display().to_string(),
+        backend: backend.describe(),
         variant: manifest.head.variant().to_string(),
         heads: manifest.head.num_heads(),
         input: format!("{}x{}", manifest.input.width, manifest.input.height),

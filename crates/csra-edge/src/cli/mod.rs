@@ -1,13 +1,16 @@
-//! The `csra-edge` command line: the run (files or camera), `info`, `bench`, `probe` and `graft`.
+//! The `csra-edge` command line: the run (files or camera), `info`, `bench`, `verify`, `probe`
+//! and `graft`.
 //! It belongs to the binary, as csra-host's does: the library has no clap types.
 
 mod bench;
 mod camera;
+mod engine;
 mod graft;
 mod info;
 mod probe;
 mod run;
 mod signals;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -32,8 +35,10 @@ pub struct Cli {
 pub enum Command {
     /// Show a model's manifest and ONNX interface, and check that they agree.
     Info(InfoArgs),
-    /// Measure network latency per model (e.g. per head count) with the tract backend.
+    /// Measure network latency per model (e.g. per head count) with any backend.
     Bench(BenchArgs),
+    /// Run pictures through TensorRT and tract and report how far their outputs differ.
+    Verify(verify::VerifyArgs),
     /// List the V4L2 cameras with their formats, frame sizes and frame rates.
     Probe(ProbeArgs),
     /// Turn any ONNX classifier with a GAP + FC tail into the training-free Max head.
@@ -74,9 +79,12 @@ pub struct RunArgs {
     /// Report at most K labels per frame, the most probable.
     #[arg(long, value_name = "K")]
     pub topk: Option<usize>,
-    /// Inference threads [default: the device profile's].
+    /// Inference threads for tract [default: the device profile's].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// The engine and TensorRT's settings.
+    #[command(flatten)]
+    pub engine: engine::EngineArgs,
     /// Run without any display (the default: nothing needs one; accepted for scripts).
     #[arg(long)]
     pub headless: bool,
@@ -172,9 +180,15 @@ pub struct BenchArgs {
     /// Timed runs per model.
     #[arg(long, default_value_t = 50)]
     pub runs: usize,
-    /// Inference threads [default: 1].
+    /// Inference threads for tract [default: 1].
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Device profile: a name from devices/ or a .toml file [default: detected].
+    #[arg(long, value_name = "NAME")]
+    pub device: Option<String>,
+    /// The engine and TensorRT's settings.
+    #[command(flatten)]
+    pub engine: engine::EngineArgs,
 }
 
 /// `csra-edge probe`.
@@ -190,6 +204,7 @@ pub fn main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Info(args)) => info::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
+        Some(Command::Verify(args)) => verify::run(&args),
         Some(Command::Probe(args)) => probe::run(&args),
         Some(Command::Graft(args)) => graft::run(args),
         None => run::run(&cli.run),

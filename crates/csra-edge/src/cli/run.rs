@@ -9,13 +9,13 @@ use anyhow::{bail, Context};
 use super::camera;
 use super::{signals, RunArgs, Scores};
 use csra_edge::attention::{AttentionClasses, AttentionSaver};
-use csra_edge::backend::{Backend, TractBackend};
+use csra_edge::backend::{load_backend, Backend};
 use csra_edge::files::{expand_input, FileStream};
 use csra_edge::frame::FrameStream;
 use csra_edge::model::ModelFiles;
 use csra_edge::pipeline::{Pipeline, PipelineOptions, StopReason, Summary};
 use csra_edge::postprocess::{PostprocessConfig, Smoothing};
-use csra_edge::profile::{BackendKind, DeviceProfile};
+use csra_edge::profile::DeviceProfile;
 use csra_edge::sink::{LineWriter, Sink};
 
 /// Runs `csra-edge [--model M] --input ...|--camera ...`.
@@ -36,7 +36,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             profile.input_size
         );
     }
-    let backend = backend(&model, &profile, args.threads)?;
+    let backend = backend(args, &model, &profile)?;
     let options = PipelineOptions {
         bad_frame_limit,
         ..pipeline_options(args, &model)?
@@ -104,7 +104,7 @@ fn check_flags(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 /// `--device NAME`, or the detected profile.
-fn profile(device: Option<&str>) -> anyhow::Result<DeviceProfile> {
+pub(super) fn profile(device: Option<&str>) -> anyhow::Result<DeviceProfile> {
     let profile = match device {
         Some(name) => DeviceProfile::named(name)?,
         None => {
@@ -119,22 +119,17 @@ fn profile(device: Option<&str>) -> anyhow::Result<DeviceProfile> {
     Ok(profile)
 }
 
-/// The backend the profile asks for, loaded; TensorRT is not built yet, so it falls back to
-/// tract with a warning.
+/// The engine the flags and the profile ask for, loaded, with the reason logged.
 fn backend(
+    args: &RunArgs,
     model: &ModelFiles,
     profile: &DeviceProfile,
-    threads: Option<usize>,
 ) -> anyhow::Result<Box<dyn Backend>> {
-    if profile.backend == BackendKind::Tensorrt {
-        log::warn!(
-            "profile {} asks for TensorRT ({:?}), which this build does not include: running tract on the CPU instead",
-            profile.name,
-            profile.precision
-        );
-    }
-    let threads = threads.unwrap_or_else(|| profile.resolved_threads());
-    Ok(Box::new(TractBackend::load(model, threads)?))
+    let threads = args.threads.unwrap_or_else(|| profile.resolved_threads());
+    let config = args.engine.config(profile, model, threads)?;
+    let selected = load_backend(model, &config)?;
+    log::info!("engine: {}", selected.reason);
+    Ok(selected.backend)
 }
 
 fn postprocess(args: &RunArgs, model: &ModelFiles) -> PostprocessConfig {

@@ -397,13 +397,17 @@ impl Pipeline {
         let ms = |from: Instant, to: Instant| {
             (to.saturating_duration_since(from).as_secs_f64() * 1e6).round() / 1e3
         };
+        // The engine's own measure when it has one (TensorRT's CUDA events).
+        let network = outputs
+            .network_ms
+            .map_or_else(|| ms(preprocessed, inferred), |t| (t * 1e3).round() / 1e3);
         Ok(Processed {
             outputs,
             decision,
             timings: StageTimings {
                 capture_age: ms(frame.captured, taken),
                 preprocess: ms(taken, preprocessed),
-                network: ms(preprocessed, inferred),
+                network,
                 postprocess: ms(inferred, done),
                 total: ms(frame.captured, done),
             },

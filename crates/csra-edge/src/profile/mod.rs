@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::backend::BackendKind;
 use crate::camera::Codec;
+use csra_trt::Precision;
 use thiserror::Error;
 
 /// The profiles shipped in `devices/`, as (name, TOML text).
@@ -65,26 +67,10 @@ pub enum ProfileError {
     },
 }
 
-/// The inference engine a profile asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// NVIDIA TensorRT on the GPU (and DLA).
-    Tensorrt,
-    /// tract on the CPU.
-    Tract,
-}
-
-/// Numeric precision of the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// 32-bit floats.
-    Fp32,
-    /// 16-bit floats.
-    Fp16,
-    /// 8-bit integers (needs calibration).
-    Int8,
+/// Reads a precision the way `--precision` spells it (`fp32`, `fp16`, `int8`).
+fn precision<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Precision, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(serde::de::Error::custom)
 }
 
 /// Camera settings a profile starts from; `--input-*` flags override them.
@@ -116,13 +102,17 @@ pub struct DeviceProfile {
     /// Substrings of `/proc/device-tree/model` that select it.
     #[serde(default)]
     pub model_match: Vec<String>,
-    /// The engine to run.
+    /// The engine to run: `auto`, `tensorrt` or `tract`.
     pub backend: BackendKind,
-    /// The engine's precision.
+    /// TensorRT's precision: `fp32`, `fp16` or `int8` (tract always runs FP32).
+    #[serde(deserialize_with = "precision")]
     pub precision: Precision,
     /// The DLA core TensorRT uses, if any (GPU only when absent).
     #[serde(default)]
     pub dla_core: Option<u32>,
+    /// TensorRT's workspace memory-pool limit in MiB [default: csra-trt's, 1024].
+    #[serde(default)]
+    pub workspace_mib: Option<u64>,
     /// CPU threads for tract; 0 means every core.
     pub threads: usize,
     /// The square input size models for this board are exported at.
