@@ -43,8 +43,8 @@ cargo build --release --quiet -p csra-edge --bin csra-edge --target "$triple"
 arm_edge=$target_dir/$triple/release/csra-edge
 
 # The x86-64 side: release (as scripts/demo.sh builds it) unless CSRA_HOST_PROFILE names
-# another profile, e.g. `test` to reuse what scripts/test.sh compiled. Rust does not reorder or
-# fuse float operations at any opt-level, so the profile does not change the numbers.
+# another profile, e.g. `test` to reuse what scripts/test.sh compiled (Rust neither reorders
+# nor fuses float operations at any opt-level, so the profile should not move the numbers).
 host_profile=${CSRA_HOST_PROFILE:-release}
 step "building csra-edge for the host (profile $host_profile)"
 cargo build --profile "$host_profile" --quiet -p csra-edge --bin csra-edge
