@@ -13,9 +13,24 @@ ensure_rust_components() {
     fi
 }
 
+# Adds the Rust standard library for the target triples named, only those missing (the
+# aarch64 cross build of scripts/aarch64-check.sh).
+ensure_rust_targets() {
+    local missing=() t installed
+    installed=$(rustup target list --installed)
+    for t in "$@"; do
+        grep -qx "$t" <<<"$installed" || missing+=("$t")
+    done
+    if ((${#missing[@]})); then
+        step "installing Rust targets: ${missing[*]}"
+        rustup target add "${missing[@]}"
+    fi
+}
+
 # Installs the Debian packages named, only those missing: libclang-dev (bindgen, for the v4l
-# crate's V4L2 bindings, which building csra-edge needs) and the mosquitto broker and clients
-# (the MQTT sink's tests). Installing needs root (CI runs as root); otherwise it says what to
+# crate's V4L2 bindings, which building csra-edge needs), the mosquitto broker and clients
+# (the MQTT sink's tests), and the aarch64 cross toolchain and qemu-user
+# (scripts/aarch64-check.sh). Installing needs root (CI runs as root); otherwise it says what to
 # install.
 ensure_apt_packages() {
     local missing=() p

@@ -58,6 +58,6 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod profile;
 pub mod sink;
-pub mod verify;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod verify;

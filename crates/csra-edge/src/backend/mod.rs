@@ -5,9 +5,7 @@ mod select;
 mod tensorrt;
 mod tract;
 
-pub use self::select::{
-    default_engine_cache, load_backend, BackendConfig, BackendKind, Selected,
-};
+pub use self::select::{default_engine_cache, load_backend, BackendConfig, BackendKind, Selected};
 pub use self::tensorrt::TensorrtBackend;
 pub use self::tract::TractBackend;
 

@@ -60,7 +60,11 @@ pub fn load_backend(model: &ModelFiles, config: &BackendConfig) -> Result<Select
                 backend: Box::new(backend),
                 reason: "auto: TensorRT loaded and found a GPU".to_owned(),
             }),
-            Err(error) => tract(model, config, format!("auto: not TensorRT, because {error}")),
+            Err(error) => tract(
+                model,
+                config,
+                format!("auto: not TensorRT, because {error}"),
+            ),
         },
     }
 }
@@ -91,7 +95,12 @@ pub fn default_engine_cache() -> PathBuf {
 fn engine_cache_from(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
     if let Some(state) = var("STATE_DIRECTORY") {
         // systemd separates several state directories with colons; the first is the unit's.
-        let first = state.to_string_lossy().split(':').next().unwrap_or("").to_owned();
+        let first = state
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_owned();
         return PathBuf::from(first).join("engines");
     }
     if let Some(cache) = var("XDG_CACHE_HOME") {
@@ -108,7 +117,12 @@ mod tests {
     use super::*;
 
     fn env<'a>(pairs: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<std::ffi::OsString> + 'a {
-        move |name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.into())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.into())
+        }
     }
 
     #[test]
@@ -130,6 +144,9 @@ mod tests {
             engine_cache_from(env(&all[2..])),
             PathBuf::from("/home/u/.cache/csra-edge/engines")
         );
-        assert_eq!(engine_cache_from(env(&[])), PathBuf::from("csra-edge-engines"));
+        assert_eq!(
+            engine_cache_from(env(&[])),
+            PathBuf::from("csra-edge-engines")
+        );
     }
 }

@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use super::BenchArgs;
 use csra_edge::backend::load_backend;
-use csra_edge::profile::DeviceProfile;
 use csra_edge::model::ModelFiles;
 use csra_edge::pipeline::nearest_rank;
+use csra_edge::profile::DeviceProfile;
 
 /// One model's measurement.
 #[derive(Debug, Clone, Serialize)]

@@ -106,7 +106,10 @@ impl EngineArgs {
         model: &ModelFiles,
         threads: usize,
     ) -> anyhow::Result<BackendConfig> {
-        let engine_cache = self.engine_cache.clone().unwrap_or_else(default_engine_cache);
+        let engine_cache = self
+            .engine_cache
+            .clone()
+            .unwrap_or_else(default_engine_cache);
         let mut tensorrt = csra_trt::Options::new(engine_cache);
         tensorrt.precision = precision;
         tensorrt.dla_core = self.dla.or(profile.dla_core);
@@ -125,7 +128,11 @@ impl EngineArgs {
 
     /// The calibration pictures, and the calibration cache beside the engines (named by the
     /// model's digest, so another model never reads it).
-    fn calibration(&self, model: &ModelFiles, engine_cache: &std::path::Path) -> anyhow::Result<Calibration> {
+    fn calibration(
+        &self,
+        model: &ModelFiles,
+        engine_cache: &std::path::Path,
+    ) -> anyhow::Result<Calibration> {
         let onnx = std::fs::read(&model.onnx)
             .with_context(|| format!("reading {}", model.onnx.display()))?;
         let cache = engine_cache.join(format!("{}.int8-calibration", &sha256_hex(&onnx)[..16]));

@@ -25,7 +25,12 @@ pub struct VerifyArgs {
     pub images: String,
     /// Precisions to build and compare, comma-separated [default: fp32,fp16, and int8 with
     /// --calibration].
-    #[arg(long = "precisions", value_enum, value_delimiter = ',', value_name = "LIST")]
+    #[arg(
+        long = "precisions",
+        value_enum,
+        value_delimiter = ',',
+        value_name = "LIST"
+    )]
     pub precisions: Vec<PrecisionArg>,
     /// The largest |Δ logit| accepted [default: 0.01 at fp32, 0.25 at fp16, 1.0 at int8].
     #[arg(long, value_name = "DELTA")]
@@ -65,9 +70,19 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
     let profile = super::run::profile(args.device.as_deref())?;
     let model = ModelFiles::open(&args.model)?;
     let pictures = Pictures::read(&args.images, &model.manifest, 1)?;
-    log::info!("verifying on {} picture(s) from {}", pictures.len(), args.images);
-    let reference = run_all(&mut csra_edge::backend::TractBackend::load(&model, args.threads)?, &pictures)?;
-    let kind = args.engine.backend.map_or(BackendKind::Tensorrt, BackendKind::from);
+    log::info!(
+        "verifying on {} picture(s) from {}",
+        pictures.len(),
+        args.images
+    );
+    let reference = run_all(
+        &mut csra_edge::backend::TractBackend::load(&model, args.threads)?,
+        &pictures,
+    )?;
+    let kind = args
+        .engine
+        .backend
+        .map_or(BackendKind::Tensorrt, BackendKind::from);
     if args.engine.backend == Some(BackendArg::Auto) {
         bail!("verify --backend auto: name the engine to check, tensorrt (or tract)");
     }
@@ -76,7 +91,9 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
         .collect();
     let mut failed = Vec::new();
     for precision in precisions(args) {
-        let config = args.engine.config_at(kind, precision, &profile, &model, args.threads)?;
+        let config = args
+            .engine
+            .config_at(kind, precision, &profile, &model, args.threads)?;
         let mut backend = load_backend(&model, &config)?.backend;
         let outputs = run_all(backend.as_mut(), &pictures)?;
         let comparison = Comparison::new(&reference, &outputs, &thresholds, args.topk)?;
@@ -93,7 +110,9 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
             pass,
             comparison: &comparison,
             worst_image: comparison.worst.map(|(i, _)| pictures.names[i].as_str()),
-            worst_class: comparison.worst.map(|(_, c)| model.manifest.classes[c].as_str()),
+            worst_class: comparison
+                .worst
+                .map(|(_, c)| model.manifest.classes[c].as_str()),
         };
         eprintln!("{}", summary(&verdict));
         println!("{}", serde_json::to_string(&verdict)?);
