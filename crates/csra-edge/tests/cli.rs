@@ -517,3 +517,172 @@ fn sigint_and_sigterm_end_cleanly_with_exit_code_zero() {
         assert!(err.contains("done (Stopped)"), "{signal}: {err}");
     }
 }
+
+/// A run that can only find TensorRT where `library` says (a missing path: no TensorRT).
+fn run_with_trt(model: &Path, library: &Path, cache: &Path, extra: &[&str]) -> Output {
+    edge()
+        .env("CSRA_TRT_LIBRARY", library)
+        .args(["--device", "x86-cpu", "--threads", "1", "--model"])
+        .arg(model)
+        .arg("--input")
+        .arg(common::photos(&["dog_0.jpg"]).first().unwrap())
+        .arg("--engine-cache")
+        .arg(cache)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn explicit_tensorrt_without_tensorrt_says_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 11);
+    let missing = dir.path().join("nowhere/libcsra_trt.so");
+    let output = run_with_trt(&model.dir, &missing, dir.path(), &["--backend", "tensorrt"]);
+    assert_fails(
+        &output,
+        &[
+            "TensorRT is not available",
+            "nowhere/libcsra_trt.so",
+            "--backend tract",
+        ],
+    );
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn auto_without_tensorrt_runs_tract_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 12);
+    let missing = dir.path().join("nowhere/libcsra_trt.so");
+    // x86-cpu's profile asks for auto; the flag says it again.
+    for extra in [&[][..], &["--backend", "auto"][..]] {
+        let output = run_with_trt(&model.dir, &missing, dir.path(), extra);
+        assert_ok(&output);
+        let text = stderr(&output);
+        assert!(
+            text.contains("auto: not TensorRT, because TensorRT is not available"),
+            "{text}"
+        );
+        assert!(text.contains("backend: tract"), "{text}");
+        assert_eq!(lines(&output).len(), 1);
+    }
+}
+
+#[test]
+fn impossible_tensorrt_options_are_refused_before_anything_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 13);
+    let missing = dir.path().join("nowhere/libcsra_trt.so");
+    let trt = ["--backend", "tensorrt"];
+    let dla_fp32 = [&trt[..], &["--precision", "fp32", "--dla", "0"]].concat();
+    let output = run_with_trt(&model.dir, &missing, dir.path(), &dla_fp32);
+    assert_fails(&output, &["--dla 0", "fp16 or int8"]);
+    let int8 = [&trt[..], &["--precision", "int8"]].concat();
+    let output = run_with_trt(&model.dir, &missing, dir.path(), &int8);
+    assert_fails(&output, &["--precision int8", "--calibration DIR"]);
+    // Too few calibration pictures: one file.
+    let photo = common::photos(&["dog_0.jpg"]);
+    let one = photo[0].to_str().unwrap();
+    let few = [&int8[..], &["--calibration", one]].concat();
+    let output = run_with_trt(&model.dir, &missing, dir.path(), &few);
+    assert_fails(
+        &output,
+        &["--calibration", "1 usable picture(s)", "at least 8"],
+    );
+}
+
+#[test]
+fn a_stand_in_tensorrt_builds_and_caches_an_engine_and_a_mismatch_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 14);
+    // The stand-in's "network" takes [1, 3, 4, 4]; the test model takes 64×64.
+    let standin = csra_test_support::trt_standin(dir.path(), &[]);
+    let cache = dir.path().join("engines");
+    let output = run_with_trt(&model.dir, &standin, &cache, &["--backend", "tensorrt"]);
+    assert_fails(&output, &["48 values", "12288"]);
+    let engines: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        engines
+            .iter()
+            .any(|n| n.ends_with(".engine") && n.contains("fp32")),
+        "{engines:?}"
+    );
+    // auto takes tract when the engine cannot serve the model, and says why.
+    let output = run_with_trt(&model.dir, &standin, &cache, &["--backend", "auto"]);
+    assert_ok(&output);
+    let text = stderr(&output);
+    assert!(
+        text.contains("auto: not TensorRT") && text.contains("48 values"),
+        "{text}"
+    );
+}
+
+#[test]
+fn verify_against_tract_itself_passes_with_zero_differences() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 15);
+    let output = edge()
+        .args([
+            "verify",
+            "--device",
+            "x86-cpu",
+            "--backend",
+            "tract",
+            "--precisions",
+            "fp32",
+        ])
+        .arg(&model.dir)
+        .arg(common::photos_dir())
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    let verdicts = lines(&output);
+    assert_eq!(verdicts.len(), 1);
+    let v = &verdicts[0];
+    assert_eq!(v["precision"], "fp32");
+    assert_eq!(v["pass"], true);
+    assert_eq!(v["max_abs_logit_delta"], 0.0);
+    assert_eq!(v["topk_differs"], 0);
+    assert!(v["images"].as_u64().unwrap() >= 5, "{v}");
+    assert!(stderr(&output).contains("pass"));
+}
+
+#[test]
+fn verify_fails_when_the_engine_is_too_far_from_tract() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 16);
+    let missing = dir.path().join("nowhere/libcsra_trt.so");
+    let output = edge()
+        .env("CSRA_TRT_LIBRARY", &missing)
+        .args(["verify", "--device", "x86-cpu"])
+        .arg(&model.dir)
+        .arg(common::photos_dir())
+        .args(["--engine-cache"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    // TensorRT is the default engine to check; without it the check cannot pass.
+    assert_fails(&output, &["TensorRT is not available"]);
+    // Past the tolerance: tract against itself with a negative tolerance.
+    let output = edge()
+        .args([
+            "verify",
+            "--device",
+            "x86-cpu",
+            "--backend",
+            "tract",
+            "--precisions",
+            "fp32",
+        ])
+        .arg("--tolerance=-1")
+        .arg(&model.dir)
+        .arg(common::photos_dir())
+        .output()
+        .unwrap();
+    assert_fails(&output, &["past the tolerance at fp32"]);
+    assert_eq!(lines(&output)[0]["pass"], false);
+}

@@ -320,3 +320,53 @@ fn more_threads_give_the_same_outputs() {
         b.attention.unwrap().data.len()
     );
 }
+
+/// A backend that reports its own network time, as TensorRT does from CUDA events.
+struct TimedBackend(TractBackend);
+
+impl csra_edge::backend::Backend for TimedBackend {
+    fn describe(&self) -> String {
+        "timed tract".to_owned()
+    }
+    fn input_len(&self) -> usize {
+        self.0.input_len()
+    }
+    fn run(
+        &mut self,
+        input: &[f32],
+    ) -> Result<csra_edge::backend::Outputs, csra_edge::backend::BackendError> {
+        let mut outputs = self.0.run(input)?;
+        outputs.network_ms = Some(12.345_678);
+        Ok(outputs)
+    }
+}
+
+#[test]
+fn an_engines_own_network_time_is_the_lines_network_timing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 21);
+    let files = ModelFiles::open(&model.dir).unwrap();
+    let backend = Box::new(TimedBackend(TractBackend::load(&files, 1).unwrap()));
+    let post = PostprocessConfig::from_manifest(&files.manifest, None);
+    let mut pipeline =
+        Pipeline::new(&files.manifest, backend, post, PipelineOptions::default()).unwrap();
+    let photo = std::fs::read(&common::photos(&["dog_0.jpg"])[0]).unwrap();
+    let mut stream = ListStream {
+        frames: (0..2)
+            .map(|_| frame(PixelFormat::Encoded, 0, 0, 0, photo.clone(), "dog"))
+            .collect(),
+        handed: 0,
+        stop_after: None,
+    };
+    let sink = Collect::default();
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(sink.clone())];
+    let summary = pipeline
+        .run(&mut stream, &mut sinks, &AtomicBool::new(false))
+        .unwrap();
+    assert_eq!(summary.frames, 2);
+    for line in &sink.0.lock().unwrap().0 {
+        let value: Value = serde_json::from_str(line).unwrap();
+        // Rounded to the microsecond like every stage.
+        assert_eq!(value["timings_ms"]["network"], 12.346, "{line}");
+    }
+}

@@ -87,6 +87,35 @@ pub fn missing_tool(what: &str, fix: &str) -> ! {
     panic!("{what} is missing: {fix}")
 }
 
+/// Compiles the TensorRT stand-in (`crates/csra-trt/tests/standin/csra_trt_standin.c`, the
+/// shim's C ABI without TensorRT or a GPU) into `dir` with the preprocessor `defines` (e.g.
+/// `STANDIN_ABI=999`), with the system C compiler, and returns the library's path.
+pub fn trt_standin(dir: &Path, defines: &[&str]) -> PathBuf {
+    let crate_dir = workspace_root().join("crates/csra-trt");
+    let tag: String = defines
+        .concat()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    let out = dir.join(format!("libcsra_trt_standin{tag}.so"));
+    let mut cmd = std::process::Command::new("cc");
+    cmd.args([
+        "-std=c11", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
+    ])
+    .arg("-I")
+    .arg(crate_dir.join("shim"))
+    .arg(crate_dir.join("tests/standin/csra_trt_standin.c"))
+    .arg("-o")
+    .arg(&out)
+    .arg("-lm")
+    .args(defines.iter().map(|d| format!("-D{d}")));
+    let status = cmd.status().unwrap_or_else(|e| {
+        missing_tool(&format!("a C compiler `cc` ({e})"), "apt-get install gcc")
+    });
+    assert!(status.success(), "compiling the stand-in failed: {cmd:?}");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

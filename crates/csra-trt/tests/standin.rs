@@ -5,36 +5,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use csra_trt::{Calibration, Engine, Library, Options, Origin, Precision, TrtError};
 
-/// Compiles the stand-in into `dir` with the preprocessor `defines` (e.g. `STANDIN_ABI=999`).
 fn standin(dir: &Path, defines: &[&str]) -> PathBuf {
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tag: String = defines
-        .concat()
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
-    let out = dir.join(format!("libcsra_trt_standin{tag}.so"));
-    let mut cmd = Command::new("cc");
-    cmd.args([
-        "-std=c11", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
-    ])
-    .arg("-I")
-    .arg(crate_dir.join("shim"))
-    .arg(crate_dir.join("tests/standin/csra_trt_standin.c"))
-    .arg("-o")
-    .arg(&out)
-    .arg("-lm")
-    .args(defines.iter().map(|d| format!("-D{d}")));
-    let status = cmd
-        .status()
-        .expect("these tests need a C compiler `cc` (Debian: apt-get install gcc)");
-    assert!(status.success(), "compiling the stand-in failed: {cmd:?}");
-    out
+    csra_test_support::trt_standin(dir, defines)
 }
 
 /// Log lines, captured from every test of this binary.

@@ -70,6 +70,8 @@ pub fn load_backend(model: &ModelFiles, config: &BackendConfig) -> Result<Select
 }
 
 fn tensorrt(model: &ModelFiles, config: &BackendConfig) -> Result<TensorrtBackend, BackendError> {
+    // A flag combination no device can build is the user's to fix, whatever is installed.
+    config.tensorrt.validate()?;
     let library = csra_trt::Library::load()?;
     TensorrtBackend::load(model, &library, &config.tensorrt)
 }

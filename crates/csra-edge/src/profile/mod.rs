@@ -210,6 +210,26 @@ mod tests {
     }
 
     #[test]
+    fn jetsons_ask_for_tensorrt_and_the_fallback_for_auto() {
+        for name in built_in_names() {
+            let profile = DeviceProfile::built_in(name).unwrap();
+            let expected = if name == FALLBACK_PROFILE {
+                BackendKind::Auto
+            } else {
+                BackendKind::Tensorrt
+            };
+            assert_eq!(profile.backend, expected, "{name}");
+        }
+        let nx = DeviceProfile::built_in("jetson-orin-nx").unwrap();
+        assert_eq!((nx.precision, nx.dla_core), (Precision::Fp16, Some(0)));
+        let text = include_str!("../../../../devices/x86-cpu.toml").replace("fp32", "fp8");
+        let err = DeviceProfile::parse(&text, "mine.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mine.toml") && err.contains("fp8"), "{err}");
+    }
+
+    #[test]
     fn detection_from_device_tree_model_strings() {
         // Model strings as the boards' device trees report them.
         let cases = [
