@@ -8,7 +8,7 @@
 //! - [`train`]: the official recipe, checkpoints, the JSON-lines log;
 //! - [`evaluate`]: predictions over a dataset and the paper's metrics;
 //! - [`export`]: the eval-mode network as verified ONNX with a manifest;
-//! - [`plot`], [`overlay`]: the training plot and attention heat maps.
+//! - [`plot`]: the training plot (attention heat maps are drawn by `csra_image::overlay`).
 
 pub mod allocator;
 pub mod backbone;
