@@ -10,11 +10,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use csra_core::manifest::{Manifest, Preprocess, ResizePolicy};
 use csra_core::Sample;
-use csra_edge::frame::{Frame, PixelFormat};
+use csra_edge::frame::Frame;
 use csra_edge::preprocess::Preprocessor;
 use csra_host::data::{Loader, LoaderConfig};
 use csra_image::{load_rgb, preprocess_image};
@@ -98,16 +97,7 @@ fn edge(files: &[PathBuf], manifest: &Manifest) -> Vec<Vec<f32>> {
     files
         .iter()
         .map(|path| {
-            let frame = Frame {
-                format: PixelFormat::Encoded,
-                width: 0,
-                height: 0,
-                stride: 0,
-                data: std::fs::read(path).unwrap(),
-                sequence: 0,
-                captured: Instant::now(),
-                origin: path.display().to_string(),
-            };
+            let frame = Frame::encoded(std::fs::read(path).unwrap(), 0, path.display().to_string());
             let mut out = vec![f32::NAN; pre.input_len()];
             pre.run(&frame, &mut out).unwrap();
             out

@@ -3,11 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use thiserror::Error;
 
-use crate::frame::{Frame, FrameStream, PixelFormat, SourceError, StreamStats};
+use crate::frame::{Frame, FrameStream, SourceError, StreamStats};
 
 /// File extensions read from folders (case-insensitive).
 pub const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "bmp"];
@@ -87,7 +86,7 @@ fn has_image_extension(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
-/// Image files read one by one as [`PixelFormat::Encoded`] frames; decoding is left to the
+/// Image files read one by one as [`Encoded`](crate::frame::PixelFormat::Encoded) frames; decoding is left to the
 /// pipeline, so a corrupt file is a bad frame like a corrupt camera frame.
 pub struct FileStream {
     files: Vec<PathBuf>,
@@ -136,16 +135,7 @@ impl FrameStream for FileStream {
             what: origin.clone(),
             source,
         })?;
-        Ok(Some(Frame {
-            format: PixelFormat::Encoded,
-            width: 0,
-            height: 0,
-            stride: 0,
-            data,
-            sequence,
-            captured: Instant::now(),
-            origin,
-        }))
+        Ok(Some(Frame::encoded(data, sequence, origin)))
     }
 
     fn stats(&self) -> StreamStats {

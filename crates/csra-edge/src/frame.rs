@@ -34,6 +34,21 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// A whole image file's bytes (JPEG, PNG, BMP) as a frame handed over now; the decoder
+    /// finds its type and size.
+    pub fn encoded(data: Vec<u8>, sequence: u64, origin: String) -> Frame {
+        Frame {
+            format: PixelFormat::Encoded,
+            width: 0,
+            height: 0,
+            stride: 0,
+            data,
+            sequence,
+            captured: Instant::now(),
+            origin,
+        }
+    }
+
     /// The frame's bytes and geometry, as csra-image decodes them.
     pub fn raw(&self) -> RawImage<'_> {
         RawImage {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use csra_edge::frame::{Frame, PixelFormat};
+use csra_edge::frame::Frame;
 use csra_edge::preprocess::Preprocessor;
 use serde_json::Value;
 
@@ -57,16 +57,7 @@ fn assert_ok(output: &Output) {
 
 /// The model's input tensor for a file, made by the library's preprocessor.
 fn tensor(model: &common::TestModel, path: &Path) -> Vec<f32> {
-    let frame = Frame {
-        format: PixelFormat::Encoded,
-        width: 0,
-        height: 0,
-        stride: 0,
-        data: std::fs::read(path).unwrap(),
-        sequence: 0,
-        captured: Instant::now(),
-        origin: path.display().to_string(),
-    };
+    let frame = Frame::encoded(std::fs::read(path).unwrap(), 0, path.display().to_string());
     let mut pre = Preprocessor::new(&model.manifest);
     let mut input = vec![0.0; pre.input_len()];
     pre.run(&frame, &mut input).unwrap();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use csra_edge::frame::{Frame, PixelFormat};
+use csra_edge::frame::Frame;
 use csra_edge::pictures::Pictures;
 use csra_edge::preprocess::Preprocessor;
 
@@ -25,16 +25,7 @@ fn pictures_equal_the_inference_preprocessing_and_bad_files_are_skipped() {
     let mut preprocessor = Preprocessor::new(&model.manifest);
     let mut expected = vec![0.0; preprocessor.input_len()];
     for (i, name) in pictures.names.iter().enumerate() {
-        let frame = Frame {
-            format: PixelFormat::Encoded,
-            width: 0,
-            height: 0,
-            stride: 0,
-            data: std::fs::read(name).unwrap(),
-            sequence: 0,
-            captured: std::time::Instant::now(),
-            origin: name.clone(),
-        };
+        let frame = Frame::encoded(std::fs::read(name).unwrap(), 0, name.clone());
         preprocessor.run(&frame, &mut expected).unwrap();
         assert_eq!(pictures.picture(i), &expected[..], "{name}");
     }
