@@ -612,24 +612,23 @@ fn a_stand_in_tensorrt_builds_and_caches_an_engine_and_a_mismatch_is_reported() 
     );
 }
 
+/// `verify` of tract against itself at fp32 on every photo, with `extra` flags.
+fn verify_tract(model: &common::TestModel, extra: &[&str]) -> Output {
+    edge()
+        .args(["verify", "--device", "x86-cpu", "--backend", "tract"])
+        .args(["--precisions", "fp32"])
+        .args(extra)
+        .arg(&model.dir)
+        .arg(common::photos_dir())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn verify_against_tract_itself_passes_with_zero_differences() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::write_model(dir.path(), 15);
-    let output = edge()
-        .args([
-            "verify",
-            "--device",
-            "x86-cpu",
-            "--backend",
-            "tract",
-            "--precisions",
-            "fp32",
-        ])
-        .arg(&model.dir)
-        .arg(common::photos_dir())
-        .output()
-        .unwrap();
+    let output = verify_tract(&model, &[]);
     assert_ok(&output);
     let verdicts = lines(&output);
     assert_eq!(verdicts.len(), 1);
@@ -659,21 +658,7 @@ fn verify_fails_when_the_engine_is_too_far_from_tract() {
     // TensorRT is the default engine to check; without it the check cannot pass.
     assert_fails(&output, &["TensorRT is not available"]);
     // Past the tolerance: tract against itself with a negative tolerance.
-    let output = edge()
-        .args([
-            "verify",
-            "--device",
-            "x86-cpu",
-            "--backend",
-            "tract",
-            "--precisions",
-            "fp32",
-        ])
-        .arg("--tolerance=-1")
-        .arg(&model.dir)
-        .arg(common::photos_dir())
-        .output()
-        .unwrap();
+    let output = verify_tract(&model, &["--tolerance=-1"]);
     assert_fails(&output, &["past the tolerance at fp32"]);
     assert_eq!(lines(&output)[0]["pass"], false);
 }
