@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use csra_core::manifest::{Manifest, Preprocess, ResizePolicy};
 use csra_core::Sample;
-use csra_edge::frame::Frame;
 use csra_edge::preprocess::Preprocessor;
+use csra_edge::source::Frame;
 use csra_host::data::{Loader, LoaderConfig};
 use csra_image::{load_rgb, preprocess_image};
 use csra_test_support::{data_dir, workspace_root};

@@ -1,7 +1,8 @@
 //! csra-edge: runs exported CSRA models headless, on camera streams and image files.
 //!
-//! - [`frame`]: frames as sources deliver them, and the traits the pipeline pulls them through;
-//! - [`files`]: `--input` image files as a frame stream;
+//! - [`source`]: every frame source in one place: frames as sources deliver them, the
+//!   [`source::FrameSource`] and [`source::FrameStream`] traits, image files, V4L2 cameras, the
+//!   newest-frame capture thread, and the fake camera (test-only);
 //! - [`model`]: finding a model's ONNX and manifest, and checking that they agree;
 //! - [`backend`]: the inference-engine trait, its tract (CPU) and TensorRT (GPU, csra-trt)
 //!   implementations, and `--backend auto|tensorrt|tract`;
@@ -11,22 +12,18 @@
 //!   normalise);
 //! - [`postprocess`]: probabilities to labels (smoothing, thresholds, hysteresis, events);
 //! - [`pipeline`]: the run loop with timings and stats;
-//! - [`camera`]: V4L2 cameras (options, format negotiation, the frame source, `probe`; the V4L2
-//!   parts need the default `camera` feature);
-//! - [`capture`]: the capture thread that hands the pipeline the newest frame and reconnects;
 //! - [`sink`]: where result lines go (stdout, MQTT);
 //! - [`attention`]: attention heat-map pictures;
 //! - [`profile`]: device profiles;
-//! - `testing` (feature `testing`): a fake camera made of photos, with injectable faults.
 //!
 //! The command line lives in the `csra-edge` binary, not here.
 //!
-//! Feeding the pipeline from any [`frame::FrameStream`]:
+//! Feeding the pipeline from any [`source::FrameStream`]:
 //!
 //! ```no_run
 //! use std::sync::atomic::AtomicBool;
 //! use csra_edge::backend::TractBackend;
-//! use csra_edge::files::{expand_input, FileStream};
+//! use csra_edge::source::files::{expand_input, FileStream};
 //! use csra_edge::model::ModelFiles;
 //! use csra_edge::pipeline::{Pipeline, PipelineOptions};
 //! use csra_edge::postprocess::PostprocessConfig;
@@ -47,10 +44,6 @@
 
 pub mod attention;
 pub mod backend;
-pub mod camera;
-pub mod capture;
-pub mod files;
-pub mod frame;
 pub mod model;
 pub mod pictures;
 pub mod pipeline;
@@ -58,6 +51,5 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod profile;
 pub mod sink;
-#[cfg(feature = "testing")]
-pub mod testing;
+pub mod source;
 pub mod verify;

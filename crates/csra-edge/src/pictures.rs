@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use csra_core::manifest::Manifest;
 use thiserror::Error;
 
-use crate::files::{expand_input, FileStream, InputError};
-use crate::frame::FrameStream;
 use crate::preprocess::Preprocessor;
+use crate::source::files::{expand_input, FileStream, InputError};
+use crate::source::FrameStream;
 
 /// An error reading pictures.
 #[derive(Debug, Error)]

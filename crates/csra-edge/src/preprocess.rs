@@ -7,7 +7,7 @@ use csra_core::manifest::Manifest;
 use csra_image::ImageError;
 use thiserror::Error;
 
-use crate::frame::Frame;
+use crate::source::Frame;
 
 /// An error turning one frame into network input; the pipeline skips such frames.
 #[derive(Debug, Error)]

@@ -13,12 +13,12 @@ use std::thread;
 use std::time::Duration;
 
 use csra_edge::backend::{Backend, BackendError, Outputs, TractBackend};
-use csra_edge::capture::{Capture, ReconnectPolicy};
 use csra_edge::model::ModelFiles;
 use csra_edge::pipeline::{Pipeline, PipelineOptions};
 use csra_edge::postprocess::PostprocessConfig;
 use csra_edge::sink::{Sink, SinkError};
-use csra_edge::testing::{FakeCamera, FakeFormat, Faults, Unplug};
+use csra_edge::source::capture::{Capture, ReconnectPolicy};
+use csra_edge::source::fake::{FakeCamera, FakeFormat, Faults, Unplug};
 use serde_json::Value;
 
 const FPS: f64 = 30.0;

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use csra_edge::frame::Frame;
 use csra_edge::preprocess::Preprocessor;
+use csra_edge::source::Frame;
 use serde_json::Value;
 
 fn edge() -> Command {
@@ -84,7 +84,7 @@ fn outputs_equal_tract_and_csra_core_on_the_real_photos() {
     let output = run_on(&model.dir, &photos, &["--scores", "all"]);
     assert_ok(&output);
     let lines = lines(&output);
-    let images = csra_edge::files::expand_input(photos.to_str().unwrap()).unwrap();
+    let images = csra_edge::source::files::expand_input(photos.to_str().unwrap()).unwrap();
     assert_eq!(lines.len(), images.len(), "one line per photo");
     let direct = common::Direct::load(&model);
     let mut worst_reference = 0.0f64;

@@ -11,10 +11,10 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use csra_edge::camera::{CameraOptions, V4lSource};
-use csra_edge::capture::{Capture, ReconnectPolicy};
-use csra_edge::frame::{FrameSource, FrameStream, PixelFormat, SourceError};
-use csra_edge::testing::{FakeCamera, FakeFormat, Faults, Unplug};
+use csra_edge::source::capture::{Capture, ReconnectPolicy};
+use csra_edge::source::fake::{FakeCamera, FakeFormat, Faults, Unplug};
+use csra_edge::source::v4l2::{CameraOptions, V4lSource};
+use csra_edge::source::{FrameSource, FrameStream, PixelFormat, SourceError};
 use csra_image::{Decoder, RawImage};
 
 const FPS: f64 = 30.0;
@@ -238,7 +238,7 @@ impl FrameSource for PanickingSource {
     fn open(&mut self) -> Result<(), SourceError> {
         Ok(())
     }
-    fn next_frame(&mut self, _: Duration) -> Result<csra_edge::frame::Frame, SourceError> {
+    fn next_frame(&mut self, _: Duration) -> Result<csra_edge::source::Frame, SourceError> {
         panic!("a driver answer the bindings could not handle")
     }
     fn close(&mut self) {}

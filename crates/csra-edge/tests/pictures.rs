@@ -5,9 +5,9 @@
 
 mod common;
 
-use csra_edge::frame::Frame;
 use csra_edge::pictures::Pictures;
 use csra_edge::preprocess::Preprocessor;
+use csra_edge::source::Frame;
 
 #[test]
 fn pictures_equal_the_inference_preprocessing_and_bad_files_are_skipped() {

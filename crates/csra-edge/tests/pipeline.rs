@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use csra_edge::backend::TractBackend;
-use csra_edge::frame::{Frame, FrameStream, PixelFormat, SourceError, StreamStats};
 use csra_edge::model::ModelFiles;
 use csra_edge::pipeline::{Pipeline, PipelineOptions, StopReason};
 use csra_edge::postprocess::PostprocessConfig;
 use csra_edge::preprocess::Preprocessor;
 use csra_edge::sink::{Sink, SinkError};
+use csra_edge::source::{Frame, FrameStream, PixelFormat, SourceError, StreamStats};
 use serde_json::Value;
 
 /// Frames from a list; optionally sets a stop flag while handing out frame number `n` (from 1),

@@ -18,8 +18,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use csra_core::manifest::{Manifest, Preprocess, Rect, ResizePolicy};
-use csra_edge::frame::{Frame, PixelFormat};
 use csra_edge::preprocess::Preprocessor;
+use csra_edge::source::{Frame, PixelFormat};
 use csra_test_support::{python, PYTHON_SETUP};
 
 /// ImageNet normalisation: the std below 1 magnifies level differences, so the bounds hold

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
-use csra_edge::camera::probe::{list_cameras, Listing};
-use csra_edge::camera::{CameraOptions, Codec, V4lSource};
-use csra_edge::capture::{Capture, ReconnectPolicy};
-use csra_edge::frame::{Frame, FrameSource, FrameStream, PixelFormat, SourceError, StreamStats};
+use csra_edge::source::capture::{Capture, ReconnectPolicy};
+use csra_edge::source::v4l2::probe::{list_cameras, Listing};
+use csra_edge::source::v4l2::{CameraOptions, Codec, V4lSource};
+use csra_edge::source::{Frame, FrameSource, FrameStream, PixelFormat, SourceError, StreamStats};
 use v4l::control::{Control, Value};
 use v4l::Device;
 

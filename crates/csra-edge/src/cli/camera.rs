@@ -8,15 +8,15 @@ use anyhow::Context;
 use super::signals;
 use super::RunArgs;
 #[cfg(feature = "camera")]
-use csra_edge::camera::{CameraOptions, Codec, V4lSource};
-#[cfg(feature = "camera")]
-use csra_edge::capture::{Capture, ReconnectPolicy};
-use csra_edge::frame::FrameStream;
-#[cfg(feature = "camera")]
 use csra_edge::profile::CameraDefaults;
 use csra_edge::profile::DeviceProfile;
 use csra_edge::sink::mqtt::MqttSink;
 use csra_edge::sink::Sink;
+#[cfg(feature = "camera")]
+use csra_edge::source::capture::{Capture, ReconnectPolicy};
+#[cfg(feature = "camera")]
+use csra_edge::source::v4l2::{CameraOptions, Codec, V4lSource};
+use csra_edge::source::FrameStream;
 
 /// The stream of `--camera DEV`: the profile's camera overridden by the `--input-*` flags.
 #[cfg(feature = "camera")]

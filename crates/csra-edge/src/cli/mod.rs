@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use csra_edge::camera::Codec;
+use csra_edge::source::v4l2::Codec;
 
 /// Live, headless multi-label recognition with exported CSRA models.
 #[derive(Debug, Parser)]

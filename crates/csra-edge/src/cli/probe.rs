@@ -6,7 +6,7 @@ use super::ProbeArgs;
 #[cfg(feature = "camera")]
 pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
     use anyhow::Context;
-    use csra_edge::camera::probe::{list_cameras, Listing};
+    use csra_edge::source::v4l2::probe::{list_cameras, Listing};
 
     let cameras = list_cameras();
     if args.json {

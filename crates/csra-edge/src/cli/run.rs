@@ -10,13 +10,13 @@ use super::camera;
 use super::{signals, RunArgs, Scores};
 use csra_edge::attention::{AttentionClasses, AttentionSaver};
 use csra_edge::backend::{load_backend, Backend};
-use csra_edge::files::{expand_input, FileStream};
-use csra_edge::frame::FrameStream;
 use csra_edge::model::ModelFiles;
 use csra_edge::pipeline::{Pipeline, PipelineOptions, StopReason, Summary};
 use csra_edge::postprocess::{PostprocessConfig, Smoothing};
 use csra_edge::profile::DeviceProfile;
 use csra_edge::sink::{LineWriter, Sink};
+use csra_edge::source::files::{expand_input, FileStream};
+use csra_edge::source::FrameStream;
 
 /// Runs `csra-edge [--model M] --input ...|--camera ...`.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {

@@ -17,10 +17,10 @@ use thiserror::Error;
 
 use crate::attention::AttentionSaver;
 use crate::backend::{Backend, BackendError, Outputs};
-use crate::frame::{Frame, FrameStream, SourceError, StreamStats};
 use crate::postprocess::{Decision, PostprocessConfig, Postprocessor};
 use crate::preprocess::{PreprocessError, Preprocessor};
 use crate::sink::{Sink, SinkError};
+use crate::source::{Frame, FrameStream, SourceError, StreamStats};
 
 /// How many recent latencies the percentiles are computed over.
 const LATENCY_WINDOW: usize = 10_000;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::backend::BackendKind;
-use crate::camera::Codec;
+use crate::source::v4l2::Codec;
 use csra_trt::Precision;
 use thiserror::Error;
 

@@ -1,6 +1,6 @@
 //! V4L2 cameras: options, format negotiation, the `V4lSource` frame source and `probe`'s
 //! device listing. Everything V4L2-specific stays here, behind
-//! [`FrameSource`](crate::frame::FrameSource), and needs the `camera` feature (the `v4l`
+//! [`FrameSource`](crate::source::FrameSource), and needs the `camera` feature (the `v4l`
 //! bindings, built with libclang); the options and codecs, which device profiles name, do not.
 
 #[cfg(feature = "camera")]

@@ -26,7 +26,7 @@ use v4l::{Device, Format, FourCC, Fraction};
 use super::formats::{self, fps_of};
 use super::negotiate::{self, Choice};
 use super::options::{CameraOptions, Codec, BUFFER_RANGE};
-use crate::frame::{Frame, FrameSource, PixelFormat, SourceError};
+use crate::source::{Frame, FrameSource, PixelFormat, SourceError};
 
 /// What the driver actually set when the source was opened.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -19,7 +19,7 @@ use image::codecs::jpeg::JpegEncoder;
 use image::imageops::FilterType;
 use image::RgbImage;
 
-use crate::frame::{Frame, FrameSource, PixelFormat, SourceError};
+use crate::source::{Frame, FrameSource, PixelFormat, SourceError};
 
 /// JPEG quality of the emitted MJPEG frames; USB camera encoders use about this.
 const JPEG_QUALITY: u8 = 85;

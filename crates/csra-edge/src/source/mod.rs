@@ -1,10 +1,22 @@
-//! Frames as a source delivers them, before any decoding, and the two traits that move them:
-//! [`FrameSource`] (one device or file set, opened and read) and [`FrameStream`] (what the
-//! pipeline pulls the next frame to process from).
+//! Every frame source, in one place. This module holds frames as a source delivers them, before
+//! any decoding, and the two traits that move them: [`FrameSource`] (one device or file set,
+//! opened and read) and [`FrameStream`] (what the pipeline pulls the next frame to process from).
+//!
+//! - [`files`]: `--input` image files as a frame stream;
+//! - [`v4l2`]: V4L2 cameras (options, format negotiation, the frame source, `probe`; the V4L2
+//!   parts need the default `camera` feature);
+//! - [`capture`]: the capture thread that hands the pipeline the newest frame and reconnects;
+//! - `fake` (feature `testing`): a fake camera made of photos, with injectable faults.
 
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
+
+pub mod capture;
+#[cfg(feature = "testing")]
+pub mod fake;
+pub mod files;
+pub mod v4l2;
 
 /// The pixel encoding of a frame's bytes (csra-image decodes them).
 pub use csra_image::PixelFormat;

@@ -3,7 +3,7 @@
 
 use super::formats::FormatInfo;
 use super::options::{CameraOptions, Codec};
-use crate::frame::SourceError;
+use crate::source::SourceError;
 
 /// The codecs tried, in order, when the user names none: MJPEG first, because it moves high
 /// resolutions over USB at full rate, then YUYV, which nearly every camera offers.
@@ -93,7 +93,7 @@ fn best_size(format: &FormatInfo, width: Option<u32>, height: Option<u32>) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::camera::formats::{SizeInfo, SizeRange};
+    use crate::source::v4l2::formats::{SizeInfo, SizeRange};
 
     fn format(fourcc: &str, sizes: &[(u32, u32)]) -> FormatInfo {
         FormatInfo {

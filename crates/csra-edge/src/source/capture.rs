@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::frame::{Frame, FrameSource, FrameStream, SourceError, StreamStats};
+use crate::source::{Frame, FrameSource, FrameStream, SourceError, StreamStats};
 
 /// How the capture thread waits for frames and reopens a lost source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

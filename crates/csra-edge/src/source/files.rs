@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::frame::{Frame, FrameStream, SourceError, StreamStats};
+use crate::source::{Frame, FrameStream, SourceError, StreamStats};
 
 /// File extensions read from folders (case-insensitive).
 pub const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "bmp"];
@@ -86,7 +86,7 @@ fn has_image_extension(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
-/// Image files read one by one as [`Encoded`](crate::frame::PixelFormat::Encoded) frames; decoding is left to the
+/// Image files read one by one as [`Encoded`](crate::source::PixelFormat::Encoded) frames; decoding is left to the
 /// pipeline, so a corrupt file is a bad frame like a corrupt camera frame.
 pub struct FileStream {
     files: Vec<PathBuf>,

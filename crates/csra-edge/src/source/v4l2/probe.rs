@@ -192,7 +192,7 @@ impl fmt::Display for CameraInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::camera::formats::{RateRange, SizeInfo, SizeRange};
+    use crate::source::v4l2::formats::{RateRange, SizeInfo, SizeRange};
 
     #[test]
     fn a_camera_lists_formats_sizes_and_rates() {
