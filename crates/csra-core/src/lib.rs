@@ -13,6 +13,7 @@
 
 #[cfg(feature = "datasets")]
 pub mod dataset;
+pub mod error_chain;
 pub mod fsutil;
 pub mod head;
 pub mod labels;
@@ -21,6 +22,7 @@ pub mod metrics;
 
 #[cfg(feature = "datasets")]
 pub use dataset::{BBox, Dataset, DatasetError, Sample};
+pub use error_chain::error_chain;
 pub use head::{HeadSpec, HeadVariant, Temperature};
 pub use labels::LabelSet;
 pub use manifest::Manifest;

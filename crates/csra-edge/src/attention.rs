@@ -55,8 +55,17 @@ impl AttentionSaver {
     pub fn new(dir: &Path, classes: AttentionClasses, every: u64) -> Result<Self, AttentionError> {
         std::fs::create_dir_all(dir).map_err(|e| AttentionError::Write {
             path: dir.to_owned(),
-            reason: format!("cannot create the folder: {e}"),
+            reason: format!("cannot create the folder: {e}; pass a folder you can write to"),
         })?;
+        // Found now rather than on every frame of a long run: a folder that exists but
+        // cannot be written to (read-only, another user's).
+        let probe = dir.join(format!(".csra-write-check-{}", std::process::id()));
+        std::fs::write(&probe, b"")
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|e| AttentionError::Write {
+                path: dir.to_owned(),
+                reason: format!("cannot write into the folder: {e}; pass a folder you can write to"),
+            })?;
         Ok(Self {
             dir: dir.to_owned(),
             classes,

@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use csra_core::manifest::{manifest_path_for, Layout, Manifest, ManifestError};
+use csra_core::LabelSet;
 use csra_onnx::inspect::TensorInfo;
-use csra_onnx::{Dim, ModelInfo, OnnxError, ShapeDisplay};
+use csra_onnx::pb::tensor_proto::DataType;
+use csra_onnx::{Dim, ModelInfo, OnnxError, ShapeDisplay, LABELS_FILE};
 use thiserror::Error;
 
 /// The shipped default model, relative to the current directory (a checkout's root).
@@ -35,6 +37,24 @@ pub enum ModelError {
         /// The folder.
         dir: PathBuf,
         /// What was found instead.
+        reason: String,
+    },
+    /// An `.onnx` file without the manifest csra-edge needs beside it.
+    #[error("{}: no manifest beside it ({} is missing); csra-edge needs one for the input size, the preprocessing and the class names: export the model with `csra-host export`, or turn any GAP + FC classifier into a model with `csra-edge graft`, which writes both", onnx.display(), manifest.display())]
+    NoManifest {
+        /// The ONNX file.
+        onnx: PathBuf,
+        /// Where its manifest should be.
+        manifest: PathBuf,
+    },
+    /// The labels file beside the manifest names other classes.
+    #[error("{} and {} list different classes ({reason}); they come from different exports: re-export the model, or delete the stale labels file", labels.display(), manifest.display())]
+    Labels {
+        /// The labels file.
+        labels: PathBuf,
+        /// The manifest.
+        manifest: PathBuf,
+        /// The first difference.
         reason: String,
     },
     /// The manifest cannot be read or is invalid.
@@ -101,6 +121,12 @@ impl ModelFiles {
 
     /// Resolves one model path as [`ModelFiles::locate`] does.
     pub fn open(path: &Path) -> Result<Self, ModelError> {
+        let files = Self::resolve(path)?;
+        files.check_labels()?;
+        Ok(files)
+    }
+
+    fn resolve(path: &Path) -> Result<Self, ModelError> {
         if path.is_dir() {
             let manifest_path = folder_manifest(path)?;
             let manifest = Manifest::read(&manifest_path)?;
@@ -127,11 +153,50 @@ impl ModelFiles {
             });
         }
         let manifest_path = manifest_path_for(path);
+        if !manifest_path.exists() {
+            return Err(ModelError::NoManifest {
+                onnx: path.to_owned(),
+                manifest: manifest_path,
+            });
+        }
         let manifest = Manifest::read(&manifest_path)?;
         Ok(Self {
             onnx: path.to_owned(),
             manifest_path,
             manifest,
+        })
+    }
+
+    /// The labels file an export writes beside its manifest, when there is one, must list
+    /// the manifest's classes: a stale one would mislabel every result of whoever reads it.
+    fn check_labels(&self) -> Result<(), ModelError> {
+        let folder = self.manifest_path.parent().unwrap_or(Path::new("."));
+        let path = folder.join(LABELS_FILE);
+        if !path.is_file() {
+            return Ok(());
+        }
+        let labels = LabelSet::read(&path).map_err(|e| ModelError::Labels {
+            labels: path.clone(),
+            manifest: self.manifest_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let classes = &self.manifest.classes;
+        let reason = if labels.len() != classes.len() {
+            format!("{} names against {}", labels.len(), classes.len())
+        } else {
+            match labels.names().iter().zip(classes).position(|(a, b)| a != b) {
+                None => return Ok(()),
+                Some(i) => format!(
+                    "class {i} is {:?} in one and {:?} in the other",
+                    labels.names()[i],
+                    classes[i]
+                ),
+            }
+        };
+        Err(ModelError::Labels {
+            labels: path,
+            manifest: self.manifest_path.clone(),
+            reason,
         })
     }
 
@@ -225,6 +290,9 @@ pub fn interface_problems(manifest: &Manifest, info: &ModelInfo) -> Vec<String> 
                     input.name, only.name
                 ));
             }
+            if let Some(problem) = not_float32(only, "input") {
+                problems.push(problem);
+            }
             let (h, w) = (input.height as usize, input.width as usize);
             let expected = match input.layout {
                 Layout::Nchw => [3, h, w],
@@ -259,7 +327,7 @@ pub fn interface_problems(manifest: &Manifest, info: &ModelInfo) -> Vec<String> 
     }
     let outputs = &manifest.outputs;
     let mut check_output =
-        |name: &str, what: &str| match info.outputs.iter().find(|o| o.name == name) {
+        |name: &str, what: &str, rank: usize| match info.outputs.iter().find(|o| o.name == name) {
             None => problems.push(format!(
                 "the manifest's {what} output `{name}` is not an ONNX output (it has {})",
                 info.outputs
@@ -269,6 +337,14 @@ pub fn interface_problems(manifest: &Manifest, info: &ModelInfo) -> Vec<String> 
                     .join(", ")
             )),
             Some(output) => {
+                problems.extend(not_float32(output, what));
+                if let Some(dims) = declared_shape(output).filter(|d| d.len() != rank) {
+                    problems.push(format!(
+                        "the ONNX {what} output `{name}` is {}, csra-edge reads [N, C{}] (rank {rank})",
+                        ShapeDisplay(dims),
+                        if rank == 4 { ", h, w" } else { "" }
+                    ));
+                }
                 let classes = declared_shape(output).and_then(|d| d.get(1).and_then(Dim::fixed));
                 if let Some(classes) = classes.filter(|&c| c != manifest.num_classes) {
                     problems.push(format!(
@@ -278,12 +354,25 @@ pub fn interface_problems(manifest: &Manifest, info: &ModelInfo) -> Vec<String> 
                 }
             }
         };
-    check_output(&outputs.logits, "logits");
-    check_output(&outputs.probs, "probs");
+    check_output(&outputs.logits, "logits", 2);
+    check_output(&outputs.probs, "probs", 2);
     if let Some(attention) = &outputs.attention {
-        check_output(attention, "attention");
+        check_output(attention, "attention", 4);
     }
     problems
+}
+
+/// A problem when `tensor` is declared with another element type than float32: csra-edge
+/// feeds and reads f32 (an FP16 export keeps f32 at its boundary and casts inside).
+fn not_float32(tensor: &TensorInfo, what: &str) -> Option<String> {
+    let declared = tensor.tensor_type.as_ref()?.elem_type;
+    (declared != DataType::Float).then(|| {
+        format!(
+            "the ONNX {what} `{}` is {}, csra-edge feeds and reads float32; export with f32 inputs and outputs (csra-host export --fp16 keeps them f32)",
+            tensor.name,
+            declared.as_str_name()
+        )
+    })
 }
 
 fn declared_shape(tensor: &TensorInfo) -> Option<&[Dim]> {

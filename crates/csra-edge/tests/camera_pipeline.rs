@@ -16,7 +16,7 @@ use csra_edge::backend::{Backend, BackendError, Outputs, TractBackend};
 use csra_edge::model::ModelFiles;
 use csra_edge::pipeline::{Pipeline, PipelineOptions};
 use csra_edge::postprocess::PostprocessConfig;
-use csra_edge::sink::{Sink, SinkError};
+use csra_edge::sink::{Delivery, Sink, SinkError};
 use csra_edge::source::capture::{Capture, ReconnectPolicy};
 use csra_edge::source::fake::{FakeCamera, FakeFormat, Faults, Unplug};
 use serde_json::Value;
@@ -58,6 +58,14 @@ impl Sink for Collect {
 
     fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery {
+            target: "memory".into(),
+            lines: self.0.lock().expect("no panic while holding the lines").len() as u64,
+            lost: 0,
+        }
     }
 }
 

@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use csra_edge::backend::TractBackend;
+use csra_edge::backend::{Backend, BackendError, Outputs, TractBackend};
 use csra_edge::model::ModelFiles;
 use csra_edge::pipeline::{Pipeline, PipelineOptions, StopReason};
-use csra_edge::postprocess::PostprocessConfig;
+use csra_edge::postprocess::{PostprocessConfig, Smoothing};
 use csra_edge::preprocess::Preprocessor;
-use csra_edge::sink::{Sink, SinkError};
+use csra_edge::sink::{Delivery, Sink, SinkError};
 use csra_edge::source::{Frame, FrameStream, PixelFormat, SourceError, StreamStats};
 use serde_json::Value;
 
@@ -60,6 +60,13 @@ impl Sink for Collect {
     fn flush(&mut self) -> Result<(), SinkError> {
         self.0.lock().unwrap().1 += 1;
         Ok(())
+    }
+    fn delivery(&self) -> Delivery {
+        Delivery {
+            target: "memory".into(),
+            lines: self.0.lock().unwrap().0.len() as u64,
+            lost: 0,
+        }
     }
 }
 
@@ -369,4 +376,116 @@ fn an_engines_own_network_time_is_the_lines_network_timing() {
         // Rounded to the microsecond like every stage.
         assert_eq!(value["timings_ms"]["network"], 12.346, "{line}");
     }
+}
+
+/// tract, except that call number `bad` (from 1) returns a NaN probability, as an FP16 engine
+/// that overflows would.
+struct NanOnce {
+    inner: TractBackend,
+    calls: usize,
+    bad: usize,
+}
+
+impl Backend for NanOnce {
+    fn describe(&self) -> String {
+        "tract with one NaN".into()
+    }
+    fn input_len(&self) -> usize {
+        self.inner.input_len()
+    }
+    fn run(&mut self, input: &[f32]) -> Result<Outputs, BackendError> {
+        self.calls += 1;
+        let mut outputs = self.inner.run(input)?;
+        if self.calls == self.bad {
+            outputs.probs[0] = f32::NAN;
+        }
+        Ok(outputs)
+    }
+}
+
+fn dog_frames(n: usize) -> ListStream {
+    let jpeg = std::fs::read(common::photos_dir().join("dog_0.jpg")).unwrap();
+    ListStream {
+        frames: (0..n)
+            .map(|i| frame(PixelFormat::Mjpeg, 0, 0, 0, jpeg.clone(), &format!("f{i}")))
+            .collect(),
+        handed: 0,
+        stop_after: None,
+    }
+}
+
+#[test]
+fn a_nan_output_is_a_skipped_frame_and_never_enters_the_smoothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 13);
+    let files = ModelFiles::open(&model.dir).unwrap();
+    let backend = NanOnce {
+        inner: TractBackend::load(&files, 1).unwrap(),
+        calls: 0,
+        bad: 2,
+    };
+    let mut post = PostprocessConfig::from_manifest(&files.manifest, None);
+    post.thresholds = vec![0.0; post.thresholds.len()];
+    post.smoothing = Smoothing::Ema(0.5);
+    let mut pipeline =
+        Pipeline::new(&files.manifest, Box::new(backend), post, PipelineOptions::default())
+            .unwrap();
+    let sink = Collect::default();
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(sink.clone())];
+    let summary = pipeline
+        .run(&mut dog_frames(4), &mut sinks, &AtomicBool::new(false))
+        .unwrap();
+    assert_eq!((summary.frames, summary.bad_frames), (3, 1));
+    assert_eq!(summary.bad_outputs, 1);
+    let lines = sink.0.lock().unwrap().0.clone();
+    let origins: Vec<String> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["origin"].to_string())
+        .collect();
+    assert_eq!(origins, ["\"f0\"", "\"f2\"", "\"f3\""]);
+    // With every threshold at 0 every class is a label, on every frame after the NaN too.
+    for line in &lines {
+        let value: Value = serde_json::from_str(line).unwrap();
+        let labels = value["labels"].as_array().unwrap();
+        assert_eq!(labels.len(), files.manifest.num_classes, "{line}");
+        assert!(labels.iter().all(|l| l["prob"].is_f64()), "{line}");
+    }
+}
+
+/// A sink that takes every line and then fails to flush, like a broker that went away.
+struct Unflushable;
+
+impl Sink for Unflushable {
+    fn send(&mut self, _line: &str) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Err(SinkError::Broker {
+            url: "mqtt://broker/t".into(),
+            reason: "2 of 2 results not acknowledged".into(),
+        })
+    }
+    fn delivery(&self) -> Delivery {
+        Delivery {
+            target: "mqtt://broker/t".into(),
+            lines: 2,
+            lost: 2,
+        }
+    }
+}
+
+#[test]
+fn a_sink_that_fails_to_flush_does_not_cost_the_summary_or_the_other_sinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 14);
+    let sink = Collect::default();
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(Unflushable), Box::new(sink.clone())];
+    let summary = pipeline(&model, PipelineOptions::default())
+        .run(&mut dog_frames(2), &mut sinks, &AtomicBool::new(false))
+        .unwrap();
+    assert_eq!(summary.frames, 2);
+    let (lines, flushes) = sink.0.lock().unwrap().clone();
+    assert_eq!((lines.len(), flushes), (2, 1));
+    assert_eq!(summary.lost_lines(), 2);
+    assert_eq!(summary.sinks[1].lines, 2);
 }

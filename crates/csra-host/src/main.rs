@@ -16,7 +16,7 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", csra_core::error_chain(err.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{Manifest, ResizePolicy, MANIFEST_FORMAT, MANIFEST_VERSION};
+use super::{Manifest, ResizePolicy, MANIFEST_FORMAT, MANIFEST_VERSION, MAX_INPUT_SIDE};
 use crate::labels::LabelSet;
 
 /// Every required field, as a dotted path, with what it holds (for the "missing" message).
@@ -123,6 +123,12 @@ pub(super) fn semantics(m: &Manifest) -> Vec<String> {
     if m.input.width == 0 || m.input.height == 0 {
         problem(format!(
             "input size {}x{} must be positive",
+            m.input.width, m.input.height
+        ));
+    }
+    if m.input.width > MAX_INPUT_SIDE || m.input.height > MAX_INPUT_SIDE {
+        problem(format!(
+            "input size {}x{} is larger than {MAX_INPUT_SIDE} pixels per side; re-export the model at the size it was trained at (224 to 576 for CSRA)",
             m.input.width, m.input.height
         ));
     }

@@ -49,6 +49,11 @@ pub const MANIFEST_FORMAT: &str = "csra-manifest";
 /// The manifest version this build writes and the newest it reads.
 pub const MANIFEST_VERSION: u32 = 1;
 
+/// The largest input side a manifest may ask for. CSRA models run at 224 to 576 pixels; a
+/// bound keeps a mistyped or hostile manifest from asking for a tensor of gigabytes, which
+/// would abort the process instead of failing with an error.
+pub const MAX_INPUT_SIDE: u32 = 4096;
+
 /// The manifest file for an ONNX model: `model.onnx` → `model.manifest.json`, in the same folder.
 pub fn manifest_path_for(onnx: &Path) -> PathBuf {
     onnx.with_extension("manifest.json")

@@ -210,3 +210,17 @@ fn preprocess_maps_pixels_as_documented() {
     assert_eq!(mobilenet.normalize(0, 1), -1.0);
     assert!((mobilenet.normalize(255, 1) - 1.0).abs() < 1e-6);
 }
+
+#[test]
+fn an_input_larger_than_the_bound_is_refused_before_anything_is_allocated() {
+    let mut value = json_of(&sample());
+    value["input"]["width"] = 100_000.into();
+    value["input"]["height"] = 100_000.into();
+    let problems = problems_of(&value);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("100000x100000"), "{problems:?}");
+    assert!(problems[0].contains("re-export"), "{problems:?}");
+    value["input"]["width"] = MAX_INPUT_SIDE.into();
+    value["input"]["height"] = MAX_INPUT_SIDE.into();
+    Manifest::parse(&value.to_string(), Path::new("m.manifest.json")).unwrap();
+}

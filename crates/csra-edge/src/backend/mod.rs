@@ -27,6 +27,21 @@ pub struct Outputs {
     pub network_ms: Option<f64>,
 }
 
+impl Outputs {
+    /// Why the probabilities are not one probability per class, if they are not (NaN,
+    /// infinite, outside [0, 1]): such a frame is refused rather than smoothed, since one NaN
+    /// would stay in a moving average for ever and silence every label.
+    pub fn check_probabilities(&self) -> Result<(), String> {
+        match self.probs.iter().position(|p| !(0.0..=1.0).contains(p)) {
+            None => Ok(()),
+            Some(class) => Err(format!(
+                "for class {class} is {}, not a probability in [0, 1]",
+                self.probs[class]
+            )),
+        }
+    }
+}
+
 /// Per-class attention maps `[C, h, w]`, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttentionMaps {

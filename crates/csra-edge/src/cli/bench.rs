@@ -36,25 +36,52 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.runs == 0 {
         bail!("--runs 0: pass at least one timed run");
     }
+    super::run::check_threads(args.threads)?;
     let mut models = Vec::new();
     for path in &args.models {
         models.extend(expand_family(path)?);
     }
     let profile = super::run::profile(args.device.as_deref())?;
     let mut results = Vec::new();
+    // One broken model (a stale `heads-*` member) must not cost the others' measurements.
+    let mut failures = Vec::new();
     for path in &models {
         log::info!("measuring {}", path.display());
-        results.push(measure(path, args, &profile)?);
+        match measure(path, args, &profile) {
+            Ok(measurement) => results.push(measurement),
+            Err(error) => {
+                let error = csra_core::error_chain(error.as_ref());
+                log::error!("{}: not measured: {error}", path.display());
+                failures.push(format!("{}: {error}", path.display()));
+            }
+        }
+    }
+    report(&mut results)?;
+    if !failures.is_empty() {
+        bail!(
+            "{} of {} model(s) could not be measured:\n{}",
+            failures.len(),
+            models.len(),
+            failures.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// The table on stderr and one JSON line per measured model on stdout.
+fn report(results: &mut [Measurement]) -> anyhow::Result<()> {
+    if results.is_empty() {
+        return Ok(());
     }
     let fastest = results
         .iter()
         .map(|m| m.p50_ms)
         .fold(f64::INFINITY, f64::min);
-    for m in &mut results {
+    for m in results.iter_mut() {
         m.ratio_to_fastest = m.p50_ms / fastest;
     }
-    eprintln!("{}", table(&results));
-    for m in &results {
+    eprintln!("{}", table(results));
+    for m in results.iter() {
         println!("{}", serde_json::to_string(m)?);
     }
     Ok(())

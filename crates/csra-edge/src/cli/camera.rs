@@ -10,7 +10,7 @@ use super::RunArgs;
 #[cfg(feature = "camera")]
 use csra_edge::profile::CameraDefaults;
 use csra_edge::profile::DeviceProfile;
-use csra_edge::sink::mqtt::MqttSink;
+use csra_edge::sink::mqtt::{redact, MqttSink};
 use csra_edge::sink::Sink;
 #[cfg(feature = "camera")]
 use csra_edge::source::capture::{Capture, ReconnectPolicy};
@@ -118,6 +118,7 @@ pub fn open_camera(settings: &CameraSettings) -> anyhow::Result<Box<dyn FrameStr
 
 /// Connects the MQTT sink for `--mqtt URL`.
 pub fn mqtt_sink(url: &str) -> anyhow::Result<Box<dyn Sink>> {
-    let sink = MqttSink::connect(url).with_context(|| format!("--mqtt {url}"))?;
+    // The URL may hold a password: messages show it redacted.
+    let sink = MqttSink::connect(url).with_context(|| format!("--mqtt {}", redact(url)))?;
     Ok(Box::new(sink))
 }

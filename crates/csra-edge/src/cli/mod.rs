@@ -18,9 +18,23 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use csra_edge::source::v4l2::Codec;
 
+/// The exit code of a run that finished without delivering every result.
+pub const EXIT_INCOMPLETE: u8 = 3;
+
+/// A run that finished but lost results: what was lost, for the exit code and the message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Incomplete(pub String);
+
 /// Live, headless multi-label recognition with exported CSRA models.
 #[derive(Debug, Parser)]
-#[command(name = "csra-edge", version, args_conflicts_with_subcommands = true)]
+// Negative numbers are values (`--threshold -1`), so their range check can say what is wrong.
+#[command(
+    name = "csra-edge",
+    version,
+    args_conflicts_with_subcommands = true,
+    allow_negative_numbers = true
+)]
 pub struct Cli {
     /// A subcommand; without one, csra-edge runs the model on --input or --camera.
     #[command(subcommand)]
@@ -36,8 +50,10 @@ pub enum Command {
     /// Show a model's manifest and ONNX interface, and check that they agree.
     Info(InfoArgs),
     /// Measure network latency per model (e.g. per head count) with any backend.
+    #[command(allow_negative_numbers = true)]
     Bench(BenchArgs),
     /// Run pictures through TensorRT and tract and report how far their outputs differ.
+    #[command(allow_negative_numbers = true)]
     Verify(verify::VerifyArgs),
     /// List the V4L2 cameras with their formats, frame sizes and frame rates.
     Probe(ProbeArgs),

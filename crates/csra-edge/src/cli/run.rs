@@ -7,13 +7,13 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use super::camera;
-use super::{signals, RunArgs, Scores};
+use super::{signals, Incomplete, RunArgs, Scores};
 use csra_edge::attention::{AttentionClasses, AttentionSaver};
 use csra_edge::backend::{load_backend, Backend};
 use csra_edge::model::ModelFiles;
 use csra_edge::pipeline::{Pipeline, PipelineOptions, StopReason, Summary};
 use csra_edge::postprocess::{PostprocessConfig, Smoothing};
-use csra_edge::profile::DeviceProfile;
+use csra_edge::profile::{available_cores, DeviceProfile};
 use csra_edge::sink::{LineWriter, Sink};
 use csra_edge::source::files::{expand_input, FileStream};
 use csra_edge::source::FrameStream;
@@ -36,16 +36,19 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             profile.input_size
         );
     }
-    let backend = backend(args, &model, &profile)?;
+    // Everything the flags can get wrong is found before the slow part (loading the network).
+    let postprocess = postprocess(args, &model)?;
     let options = PipelineOptions {
         bad_frame_limit,
         ..pipeline_options(args, &model)?
     };
-    let mut pipeline = Pipeline::new(manifest, backend, postprocess(args, &model), options)?;
+    let backend = backend(args, &model, &profile)?;
+    let mut pipeline = Pipeline::new(manifest, backend, postprocess, options)?;
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(LineWriter::stdout())];
     if let Some(url) = &args.mqtt {
         sinks.push(camera::mqtt_sink(url)?);
     }
+    signals::running();
     let summary = pipeline.run(stream.as_mut(), &mut sinks, &stop)?;
     report(&summary)
 }
@@ -91,13 +94,49 @@ fn check_flags(args: &RunArgs) -> anyhow::Result<()> {
             args.hysteresis
         );
     }
-    if args.threads == Some(0) {
-        bail!("--threads 0: pass 1 or more");
+    if let Some(threads) = args.threads {
+        check_threads(threads)?;
     }
-    if !(args.stats_interval > 0.0 && args.stats_interval.is_finite()) {
+    if !(args.stats_interval > 0.0 && args.stats_interval <= MAX_STATS_INTERVAL) {
         bail!(
-            "--stats-interval {}: pass a positive number of seconds",
+            "--stats-interval {}: pass a number of seconds above 0 and at most {MAX_STATS_INTERVAL} (a day)",
             args.stats_interval
+        );
+    }
+    if args.attention_every == 0 {
+        bail!("--attention-every 0: pass 1 to save every frame's maps, or N for every N-th");
+    }
+    if args.frames == Some(0) {
+        bail!("--frames 0 would run nothing; pass 1 or more, or leave it out to run to the end");
+    }
+    Ok(())
+}
+
+/// The longest `--stats-interval`: a day, in seconds.
+const MAX_STATS_INTERVAL: f64 = 86_400.0;
+
+/// `--threads N` for tract: 1 to this machine's cores. More threads than cores only make
+/// every frame slower (1000 threads on 2 cores took 6.4 s a frame).
+pub(super) fn check_threads(threads: usize) -> anyhow::Result<()> {
+    let cores = available_cores();
+    if threads == 0 || threads > cores {
+        bail!("--threads {threads}: pass 1 to {cores} (this machine's cores)");
+    }
+    Ok(())
+}
+
+/// The hysteresis margin must leave every class a way to turn off: a label stays on until
+/// its probability falls below threshold − margin, which never happens when that is ≤ 0.
+fn check_hysteresis(config: &PostprocessConfig, threshold_from: &str) -> anyhow::Result<()> {
+    let lowest = config
+        .thresholds
+        .iter()
+        .copied()
+        .fold(f32::INFINITY, f32::min);
+    if config.margin > 0.0 && config.margin >= lowest {
+        bail!(
+            "--hysteresis {}: the margin must be smaller than the lowest threshold ({lowest}, from {threshold_from}), or a label would never turn off; pass a smaller margin or a higher --threshold",
+            config.margin
         );
     }
     Ok(())
@@ -132,18 +171,24 @@ fn backend(
     Ok(selected.backend)
 }
 
-fn postprocess(args: &RunArgs, model: &ModelFiles) -> PostprocessConfig {
+fn postprocess(args: &RunArgs, model: &ModelFiles) -> anyhow::Result<PostprocessConfig> {
     let smoothing = match (args.smoothing, args.ema) {
         (Some(n), _) => Smoothing::Window(n),
         (None, Some(alpha)) => Smoothing::Ema(alpha),
         (None, None) => Smoothing::None,
     };
-    PostprocessConfig {
+    let config = PostprocessConfig {
         topk: args.topk,
         smoothing,
         margin: args.hysteresis,
         ..PostprocessConfig::from_manifest(&model.manifest, args.threshold)
-    }
+    };
+    let threshold_from = match args.threshold {
+        Some(_) => "--threshold".to_owned(),
+        None => model.manifest_path.display().to_string(),
+    };
+    check_hysteresis(&config, &threshold_from)?;
+    Ok(config)
 }
 
 fn pipeline_options(args: &RunArgs, model: &ModelFiles) -> anyhow::Result<PipelineOptions> {
@@ -190,7 +235,8 @@ fn attention_classes(names: &[String], model: &ModelFiles) -> anyhow::Result<Att
     Ok(AttentionClasses::Fixed(indices))
 }
 
-/// Logs the summary; an error when no frame at all could be processed.
+/// Logs the summary; an error when no frame at all could be processed, and an
+/// [`Incomplete`] one when results were lost.
 fn report(summary: &Summary) -> anyhow::Result<()> {
     let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
     log::info!(
@@ -205,6 +251,14 @@ fn report(summary: &Summary) -> anyhow::Result<()> {
         summary.stream.dropped,
         summary.stream.reconnects
     );
+    for sink in &summary.sinks {
+        log::info!(
+            "{}: {} result line(s), {} lost",
+            sink.target,
+            sink.lines,
+            sink.lost
+        );
+    }
     if summary.bad_frames > 0 {
         log::warn!(
             "skipped {} frame(s) that could not be read or decoded (see above)",
@@ -217,6 +271,7 @@ fn report(summary: &Summary) -> anyhow::Result<()> {
             summary.bad_frames
         );
     }
+    lost_results(summary)?;
     if summary.stop == StopReason::BadFrames {
         bail!(
             "stopped: a whole pass over the input files could not be read or decoded ({} bad frame(s) in all)",
@@ -224,4 +279,28 @@ fn report(summary: &Summary) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// An [`Incomplete`] error when a sink lost lines or attention pictures were not written.
+fn lost_results(summary: &Summary) -> anyhow::Result<()> {
+    let mut lost: Vec<String> = summary
+        .sinks
+        .iter()
+        .filter(|d| d.lost > 0)
+        .map(|d| format!("{} of {} result lines to {}", d.lost, d.lines, d.target))
+        .collect();
+    if summary.attention_failures > 0 {
+        lost.push(format!(
+            "{} attention picture(s) (see the warnings)",
+            summary.attention_failures
+        ));
+    }
+    if lost.is_empty() {
+        return Ok(());
+    }
+    Err(Incomplete(format!(
+        "the run finished but lost {}; check that stdout's file system has room and that the MQTT broker is up",
+        lost.join(", ")
+    ))
+    .into())
 }

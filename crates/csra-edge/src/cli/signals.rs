@@ -1,5 +1,6 @@
 //! SIGINT and SIGTERM set a stop flag the pipeline checks between frames, and run the hooks
-//! of streams that may be waiting for a frame; a second signal exits at once.
+//! of streams that may be waiting for a frame; a second signal exits at once, and so does a
+//! signal during start-up.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,11 +24,25 @@ pub fn on_stop(hook: impl Fn() + Send + 'static) {
         .push(Box::new(hook));
 }
 
+/// Whether the run loop has started. Before, nothing has been processed and nothing can be
+/// lost, so a signal exits at once: start-up (loading a network, building a TensorRT engine,
+/// starting threads) can take minutes and never looks at the stop flag.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Marks the start of the run loop: from now on a first signal stops after the current frame.
+pub fn running() {
+    RUNNING.store(true, Ordering::SeqCst);
+}
+
 /// Installs the handler and returns the flag it sets.
 pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || {
+        if !RUNNING.load(Ordering::SeqCst) {
+            log::info!("stopped by a signal during start-up, before any frame");
+            std::process::exit(0);
+        }
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(FORCED_EXIT);
         }

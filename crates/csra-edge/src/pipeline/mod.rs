@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use csra_core::manifest::Manifest;
 use thiserror::Error;
 
-use crate::attention::AttentionSaver;
+use crate::attention::{AttentionError, AttentionSaver};
 use crate::backend::{Backend, BackendError, Outputs};
 use crate::postprocess::{Decision, PostprocessConfig, Postprocessor};
 use crate::preprocess::{PreprocessError, Preprocessor};
-use crate::sink::{Sink, SinkError};
+use crate::sink::{Delivery, Sink, SinkError};
 use crate::source::{Frame, FrameStream, SourceError, StreamStats};
 
 /// How many recent latencies the percentiles are computed over.
@@ -42,9 +42,6 @@ pub enum PipelineError {
     /// The network failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
-    /// A sink failed when flushing at the end.
-    #[error(transparent)]
-    Sink(#[from] SinkError),
 }
 
 /// What the run prints and when it stops.
@@ -63,6 +60,13 @@ pub struct PipelineOptions {
     /// End the run after this many bad frames in a row (a looped file list that holds nothing
     /// readable would otherwise spin for ever); `None` keeps going, as a camera should.
     pub bad_frame_limit: Option<u64>,
+}
+
+impl Summary {
+    /// Result lines that some sink did not deliver, over all sinks.
+    pub fn lost_lines(&self) -> u64 {
+        self.sinks.iter().map(|d| d.lost).sum()
+    }
 }
 
 impl Default for PipelineOptions {
@@ -102,8 +106,13 @@ pub struct Summary {
     pub bad_frames: u64,
     /// Result lines emitted.
     pub lines: u64,
-    /// Lines a sink failed to deliver.
-    pub sink_errors: u64,
+    /// Frames whose network output was not a probability for every class (NaN, infinite or
+    /// outside [0, 1]): skipped, and counted in `bad_frames` too.
+    pub bad_outputs: u64,
+    /// Attention pictures that could not be written.
+    pub attention_failures: u64,
+    /// What each sink did with the lines, after the final flush.
+    pub sinks: Vec<Delivery>,
     /// The stream's own counters (dropped, reconnects, source errors, corrupt frames).
     pub stream: StreamStats,
     /// Wall time of the run.
@@ -137,6 +146,8 @@ struct Processed {
 
 enum FrameFailure {
     Bad(PreprocessError),
+    /// The network ran but its probabilities are not probabilities.
+    BadOutput(String),
     Fatal(BackendError),
 }
 
@@ -169,6 +180,8 @@ struct RunState {
     /// Frames taken from the stream, unreadable and undecodable ones included.
     taken: u64,
     bad_in_a_row: u64,
+    /// Failed sends, for rate-limiting their warnings.
+    send_errors: u64,
     summary: Summary,
 }
 
@@ -180,11 +193,14 @@ impl RunState {
             meter: RateMeter::new(start),
             taken: 0,
             bad_in_a_row: 0,
+            send_errors: 0,
             summary: Summary {
                 frames: 0,
                 bad_frames: 0,
                 lines: 0,
-                sink_errors: 0,
+                bad_outputs: 0,
+                attention_failures: 0,
+                sinks: Vec::new(),
                 stream: StreamStats::default(),
                 elapsed: Duration::ZERO,
                 fps: 0.0,
@@ -212,15 +228,15 @@ impl RunState {
     }
 
     /// Logs the stats line when `every` has passed since the last one.
-    fn log_stats_when_due(&mut self, every: Duration, stream: StreamStats) {
+    fn log_stats_when_due(&mut self, every: Duration, stream: StreamStats, lost: u64) {
         if self.meter.elapsed(Instant::now()) >= every {
             let fps = self.meter.take(Instant::now());
-            log_stats(fps, &self.latencies, &self.summary, stream);
+            log_stats(fps, &self.latencies, &self.summary, stream, lost);
         }
     }
 
-    /// The summary of the run, ended for `reason`.
-    fn finish(self, reason: StopReason, stream: StreamStats) -> Summary {
+    /// The summary of the run, ended for `reason`, with each sink's final delivery.
+    fn finish(self, reason: StopReason, stream: StreamStats, sinks: Vec<Delivery>) -> Summary {
         let elapsed = self.start.elapsed();
         let seconds = elapsed.as_secs_f64();
         Summary {
@@ -234,6 +250,7 @@ impl RunState {
             },
             latency_p50_ms: self.latencies.quantile(0.5),
             latency_p99_ms: self.latencies.quantile(0.99),
+            sinks,
             ..self.summary
         }
     }
@@ -314,16 +331,14 @@ impl Pipeline {
             };
             match self.handle(&frame, sinks, &mut run)? {
                 Handled::Processed => {
-                    run.log_stats_when_due(self.options.stats_every, stream.stats());
+                    let lost = sinks.iter().map(|s| s.delivery().lost).sum();
+                    run.log_stats_when_due(self.options.stats_every, stream.stats(), lost);
                 }
                 Handled::Skipped => {}
                 Handled::SinkClosed => break StopReason::SinkClosed,
             }
         };
-        for sink in sinks.iter_mut() {
-            sink.flush()?;
-        }
-        Ok(run.finish(reason, stream.stats()))
+        Ok(run.finish(reason, stream.stats(), flush_all(sinks)))
     }
 
     /// Why the run must end before taking another frame, if it must: the stop flag, the frame
@@ -360,10 +375,32 @@ impl Pipeline {
                 log::warn!("skipped a frame: {error}");
                 return Ok(Handled::Skipped);
             }
+            Err(FrameFailure::BadOutput(reason)) => {
+                run.count_bad();
+                run.summary.bad_outputs += 1;
+                // The first, then every hundredth: a broken engine must not flood the log.
+                if run.summary.bad_outputs % 100 == 1 {
+                    log::warn!(
+                        "skipped frame {} ({}): the network's output {reason}; {} such frame(s) so far (an fp16 engine that overflows, or a broken export: compare it with `csra-edge verify`)",
+                        frame.sequence,
+                        frame.origin,
+                        run.summary.bad_outputs
+                    );
+                }
+                return Ok(Handled::Skipped);
+            }
             Err(FrameFailure::Fatal(error)) => return Err(error.into()),
         };
         let frame_number = run.count_processed(&processed.timings);
-        self.save_attention(frame_number, frame, &processed);
+        if let Err(error) = self.save_attention(frame_number, frame, &processed) {
+            run.summary.attention_failures += 1;
+            if run.summary.attention_failures % 100 == 1 {
+                log::warn!(
+                    "attention picture not saved ({} so far): {error}",
+                    run.summary.attention_failures
+                );
+            }
+        }
         if self.options.events_only && processed.decision.events.is_empty() {
             return Ok(Handled::Processed);
         }
@@ -376,7 +413,7 @@ impl Pipeline {
             processed.timings,
             self.options.all_scores,
         );
-        Ok(if self.emit(&record, sinks, &mut run.summary) {
+        Ok(if self.emit(&record, sinks, run) {
             Handled::SinkClosed
         } else {
             Handled::Processed
@@ -392,6 +429,7 @@ impl Pipeline {
         let preprocessed = Instant::now();
         let outputs = self.backend.run(&self.input).map_err(FrameFailure::Fatal)?;
         let inferred = Instant::now();
+        outputs.check_probabilities().map_err(FrameFailure::BadOutput)?;
         let decision = self.postprocessor.update(&outputs.probs);
         let done = Instant::now();
         let ms = |from: Instant, to: Instant| {
@@ -414,45 +452,45 @@ impl Pipeline {
         })
     }
 
-    fn save_attention(&self, frame_number: u64, frame: &Frame, processed: &Processed) {
+    /// Saves the frame's attention pictures when they are asked for.
+    fn save_attention(
+        &self,
+        frame_number: u64,
+        frame: &Frame,
+        processed: &Processed,
+    ) -> Result<(), AttentionError> {
         let Some(saver) = &self.options.attention else {
-            return;
+            return Ok(());
         };
         if !saver.wants(frame_number) {
-            return;
+            return Ok(());
         }
         let Some(maps) = &processed.outputs.attention else {
-            return;
+            return Ok(());
         };
-        let saved = saver.save(
+        saver
+            .save(
             frame_number,
             &frame.origin,
             self.preprocessor.resized(),
             maps,
-            &processed.decision.labels,
-            &self.classes,
-        );
-        if let Err(error) = saved {
-            log::warn!("attention picture not saved: {error}");
-        }
+                &processed.decision.labels,
+                &self.classes,
+            )
+            .map(drop)
     }
 
     /// Sends one record to every sink; true when a sink's reader has gone away for good.
-    fn emit(
-        &self,
-        record: &Record<'_>,
-        sinks: &mut [Box<dyn Sink>],
-        summary: &mut Summary,
-    ) -> bool {
+    fn emit(&self, record: &Record<'_>, sinks: &mut [Box<dyn Sink>], run: &mut RunState) -> bool {
+        // A record is numbers and names only: it always encodes.
         let line = match serde_json::to_string(record) {
             Ok(line) => line,
             Err(error) => {
                 log::error!("cannot encode a result line: {error}");
-                summary.sink_errors += 1;
                 return false;
             }
         };
-        summary.lines += 1;
+        run.summary.lines += 1;
         let mut closed = false;
         for sink in sinks.iter_mut() {
             match sink.send(&line) {
@@ -463,13 +501,13 @@ impl Pipeline {
                     closed = true;
                 }
                 Err(error) => {
-                    summary.sink_errors += 1;
+                    run.send_errors += 1;
                     // The first failure, then every hundredth, so a dead broker does not
                     // flood the log.
-                    if summary.sink_errors % 100 == 1 {
+                    if run.send_errors % 100 == 1 {
                         log::warn!(
                             "result line not delivered ({} so far): {error}",
-                            summary.sink_errors
+                            run.send_errors
                         );
                     }
                 }
@@ -479,14 +517,34 @@ impl Pipeline {
     }
 }
 
-fn log_stats(fps: f64, latencies: &LatencyWindow, summary: &Summary, stream: StreamStats) {
+/// Flushes every sink, each even when another fails (a dead broker must not keep stdout's
+/// lines from being counted), and returns what each delivered.
+fn flush_all(sinks: &mut [Box<dyn Sink>]) -> Vec<Delivery> {
+    sinks
+        .iter_mut()
+        .map(|sink| {
+            if let Err(error) = sink.flush() {
+                log::warn!("{error}");
+            }
+            sink.delivery()
+        })
+        .collect()
+}
+
+fn log_stats(
+    fps: f64,
+    latencies: &LatencyWindow,
+    summary: &Summary,
+    stream: StreamStats,
+    lost: u64,
+) {
     let ms = |q| {
         latencies
             .quantile(q)
             .map_or("-".to_owned(), |v| format!("{v:.1}"))
     };
     log::info!(
-        "{fps:.1} fps, latency p50 {} ms p99 {} ms; frames {}, bad {} (+{} flagged by the camera), dropped {}, reconnects {}, source errors {}",
+        "{fps:.1} fps, latency p50 {} ms p99 {} ms; frames {}, bad {} (+{} flagged by the camera), dropped {}, reconnects {}, source errors {}, result lines lost {lost}",
         ms(0.5),
         ms(0.99),
         summary.frames,

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::backend::BackendKind;
 use crate::source::v4l2::Codec;
+use csra_core::manifest::MAX_INPUT_SIDE;
 use csra_trt::Precision;
 use thiserror::Error;
 
@@ -124,10 +125,48 @@ pub struct DeviceProfile {
 impl DeviceProfile {
     /// Parses a profile's TOML; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ProfileError> {
-        toml::from_str(text).map_err(|e| ProfileError::Parse {
+        let profile: Self = toml::from_str(text).map_err(|e| ProfileError::Parse {
             origin: origin.to_owned(),
             reason: e.to_string(),
-        })
+        })?;
+        profile.check().map_err(|reason| ProfileError::Parse {
+            origin: origin.to_owned(),
+            reason,
+        })?;
+        Ok(profile)
+    }
+
+    /// The values TOML's types cannot bound: a profile that asks for 100 000 threads or a
+    /// 100 000-pixel input is a typo, and would take the machine down before the first frame.
+    fn check(&self) -> Result<(), String> {
+        if self.threads > MAX_THREADS {
+            return Err(format!(
+                "threads = {}: at most {MAX_THREADS} (0 means every core)",
+                self.threads
+            ));
+        }
+        if !(1..=MAX_INPUT_SIDE).contains(&self.input_size) {
+            return Err(format!(
+                "input_size = {}: pass the model's side in pixels, 1 to {MAX_INPUT_SIDE}",
+                self.input_size
+            ));
+        }
+        let camera = &self.camera;
+        if !(1..=MAX_FRAME_SIDE).contains(&camera.width)
+            || !(1..=MAX_FRAME_SIDE).contains(&camera.height)
+        {
+            return Err(format!(
+                "camera {}x{}: each side lies in 1 to {MAX_FRAME_SIDE} pixels",
+                camera.width, camera.height
+            ));
+        }
+        if !(1..=MAX_FRAME_RATE).contains(&camera.rate) {
+            return Err(format!(
+                "camera rate = {}: frames per second lie in 1 to {MAX_FRAME_RATE}",
+                camera.rate
+            ));
+        }
+        Ok(())
     }
 
     /// The built-in profile `name`.
@@ -161,14 +200,37 @@ impl DeviceProfile {
         Self::built_in(detect_name(model.as_deref()).unwrap_or(FALLBACK_PROFILE))
     }
 
-    /// The thread count to use: [`DeviceProfile::threads`], with 0 meaning every core.
+    /// The thread count to use: [`DeviceProfile::threads`], with 0 meaning every core, and
+    /// never more than this machine's cores (a profile written for a bigger board runs here
+    /// too, with a warning).
     pub fn resolved_threads(&self) -> usize {
-        if self.threads > 0 {
-            self.threads
-        } else {
-            std::thread::available_parallelism().map_or(1, usize::from)
+        let cores = available_cores();
+        match self.threads {
+            0 => cores,
+            threads if threads > cores => {
+                log::warn!(
+                    "device profile {} asks for {threads} threads; this machine has {cores} cores, so {cores} are used",
+                    self.name
+                );
+                cores
+            }
+            threads => threads,
         }
     }
+}
+
+/// The most threads a profile may name: more than any Jetson or workstation has cores.
+pub const MAX_THREADS: usize = 256;
+
+/// The largest camera frame side a profile may name (8K is 7680).
+const MAX_FRAME_SIDE: u32 = 8192;
+
+/// The highest camera frame rate a profile may name.
+const MAX_FRAME_RATE: u32 = 1000;
+
+/// This machine's CPU cores as the scheduler lets this process use them (1 when unknown).
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// The names of the built-in profiles.
@@ -270,6 +332,38 @@ mod tests {
         let model = read_device_tree_model(&path).unwrap();
         assert_eq!(detect_name(Some(&model)), Some("jetson-xavier-nx"));
         assert_eq!(read_device_tree_model(&dir.path().join("none")), None);
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_profile_and_the_field() {
+        let text = include_str!("../../../../devices/x86-cpu.toml");
+        let cases = [
+            ("threads = 0", "threads = 100000", "threads = 100000"),
+            ("input_size = 224", "input_size = 0", "input_size = 0"),
+            ("rate = 30", "rate = 0", "rate = 0"),
+            ("width = 640", "width = 100000", "100000x480"),
+        ];
+        for (from, to, expected) in cases {
+            assert!(text.contains(from), "{from}");
+            let err = DeviceProfile::parse(&text.replace(from, to), "big.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("big.toml") && err.contains(expected),
+                "{to}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn threads_never_exceed_the_cores() {
+        let mut profile = DeviceProfile::built_in(FALLBACK_PROFILE).unwrap();
+        profile.threads = MAX_THREADS;
+        assert_eq!(profile.resolved_threads(), available_cores());
+        profile.threads = 0;
+        assert_eq!(profile.resolved_threads(), available_cores());
+        profile.threads = 1;
+        assert_eq!(profile.resolved_threads(), 1);
     }
 
     #[test]

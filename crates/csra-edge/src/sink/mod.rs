@@ -3,7 +3,7 @@
 
 mod stdout;
 
-pub use stdout::LineWriter;
+pub use stdout::{LineWriter, Rewind, StdoutTarget};
 
 use thiserror::Error;
 
@@ -44,4 +44,19 @@ pub trait Sink: Send {
     fn send(&mut self, line: &str) -> Result<(), SinkError>;
     /// Delivers everything buffered; called before exit so no finished result is lost.
     fn flush(&mut self) -> Result<(), SinkError>;
+    /// How many lines it was given and how many of them did not arrive, so far.
+    fn delivery(&self) -> Delivery;
+}
+
+/// What a sink did with the lines it was given: the run's summary, stats lines and exit code
+/// report lost lines from these counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The sink as messages name it (`stdout`, a broker URL without its password).
+    pub target: String,
+    /// Lines given to the sink.
+    pub lines: u64,
+    /// Lines among them that did not arrive: failed writes, lines dropped from a full queue,
+    /// publishes the broker never acknowledged.
+    pub lost: u64,
 }

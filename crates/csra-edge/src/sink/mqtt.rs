@@ -19,7 +19,7 @@ use rumqttc::{
 use percent_encoding::percent_decode_str;
 use url::{Host, Url};
 
-use super::{Sink, SinkError};
+use super::{Delivery, Sink, SinkError};
 
 /// Publishes queued while the broker is unreachable before lines are dropped (about half a
 /// minute of results at 30 fps).
@@ -181,6 +181,10 @@ pub struct MqttSink {
     thread: Option<JoinHandle<()>>,
     published: u64,
     dropped: u64,
+    /// Lines the connection thread refused because it had stopped.
+    failed: u64,
+    /// Whether [`Sink::flush`] has run: from then on, publishes not acknowledged are lost.
+    flushed: bool,
 }
 
 impl MqttSink {
@@ -218,6 +222,8 @@ impl MqttSink {
             thread: Some(thread),
             published: 0,
             dropped: 0,
+            failed: 0,
+            flushed: false,
         };
         sink.shared.wait_for(CONNECT_TIMEOUT, |p| {
             p.ever_connected || p.last_error.is_some()
@@ -291,14 +297,18 @@ impl Sink for MqttSink {
                 self.dropped += 1;
                 Ok(())
             }
-            Err(ClientError::Request(_)) => Err(SinkError::Broker {
+            Err(ClientError::Request(_)) => {
+                self.failed += 1;
+                Err(SinkError::Broker {
                 url: self.url.clone(),
-                reason: "the connection thread has stopped".into(),
-            }),
+                    reason: "the connection thread has stopped".into(),
+                })
+            }
         }
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
+        self.flushed = true;
         let published = self.published;
         if self
             .shared
@@ -320,6 +330,19 @@ impl Sink for MqttSink {
                  ({state})"
             ),
         })
+    }
+
+    fn delivery(&self) -> Delivery {
+        let unacknowledged = if self.flushed {
+            self.published.saturating_sub(self.shared.lock().acked)
+        } else {
+            0
+        };
+        Delivery {
+            target: self.url.clone(),
+            lines: self.published + self.dropped + self.failed,
+            lost: self.dropped + self.failed + unacknowledged,
+        }
     }
 }
 

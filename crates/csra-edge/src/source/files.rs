@@ -1,5 +1,9 @@
 //! `--input PATH|DIR|GLOB`: image files as a [`FrameStream`], once or looped.
 
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,34 +40,76 @@ pub enum InputError {
         /// What was given.
         input: String,
     },
+    /// A path that is neither an existing file or folder nor UTF-8, so not a glob either.
+    #[error("--input {}: no such file or folder (and a name that is not UTF-8 cannot be a glob)", input.display())]
+    NotFound {
+        /// What was given.
+        input: PathBuf,
+    },
 }
 
+/// The largest file read as one picture. A 8K PNG is some 100 MB; anything larger is not a
+/// picture (`--input /dev/zero` would otherwise read until memory runs out).
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
 /// The image files `input` names: the file itself, a folder's images (sorted by name, not
-/// recursive), or a glob's matches (sorted).
-pub fn expand_input(input: &str) -> Result<Vec<PathBuf>, InputError> {
+/// recursive), or a glob's matches (sorted, each file once).
+pub fn expand_input(input: impl AsRef<OsStr>) -> Result<Vec<PathBuf>, InputError> {
+    let input = input.as_ref();
     let path = Path::new(input);
     let files = if path.is_dir() {
         folder_images(path)?
     } else if path.exists() {
         vec![path.to_owned()]
     } else {
-        let matches = glob::glob(input).map_err(|e| InputError::Pattern {
-            pattern: input.to_owned(),
-            reason: e.to_string(),
-        })?;
-        let mut files: Vec<PathBuf> = matches
-            .filter_map(Result::ok)
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
-        files
+        let Some(pattern) = input.to_str() else {
+            return Err(InputError::NotFound {
+                input: path.to_owned(),
+            });
+        };
+        glob_files(pattern)?
     };
     if files.is_empty() {
         return Err(InputError::Empty {
-            input: input.to_owned(),
+            input: path.display().to_string(),
         });
     }
     Ok(files)
+}
+
+/// A glob's files, sorted, each once: `**` follows symbolic links, so a link that points back
+/// up the tree would list every file below it again at each level of the loop.
+fn glob_files(pattern: &str) -> Result<Vec<PathBuf>, InputError> {
+    let matches = glob::glob(pattern).map_err(|e| InputError::Pattern {
+        pattern: pattern.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let mut files: Vec<PathBuf> = matches
+        .filter_map(Result::ok)
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let mut seen = HashSet::new();
+    files.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
+    Ok(files)
+}
+
+/// A file's bytes, refusing one larger than [`MAX_FILE_BYTES`] without reading past the limit.
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "larger than {} MiB, so not a picture csra-edge reads",
+                MAX_FILE_BYTES >> 20
+            ),
+        ));
+    }
+    Ok(data)
 }
 
 fn folder_images(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
@@ -131,7 +177,7 @@ impl FrameStream for FileStream {
         let sequence = self.sequence;
         self.sequence += 1;
         let origin = path.display().to_string();
-        let data = std::fs::read(path).map_err(|source| SourceError::Io {
+        let data = read_capped(path).map_err(|source| SourceError::Io {
             what: origin.clone(),
             source,
         })?;
@@ -172,6 +218,43 @@ mod tests {
             expand_input(&format!("{folder}/*.gif")),
             Err(InputError::Empty { .. })
         ));
+    }
+
+    #[test]
+    fn a_symlink_loop_under_a_double_star_glob_lists_each_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(sub.join("a.jpg"), b"x").unwrap();
+        std::fs::write(dir.path().join("b.jpg"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.path(), sub.join("up")).unwrap();
+        let pattern = format!("{}/**/*.jpg", dir.path().display());
+        let files = expand_input(&pattern).unwrap();
+        assert_eq!(files.len(), 2, "{files:?}");
+    }
+
+    #[test]
+    fn a_non_utf8_file_name_is_read_as_a_file() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(OsStr::from_bytes(b"caf\xe9.jpg"));
+        std::fs::write(&path, b"x").unwrap();
+        assert_eq!(expand_input(path.as_os_str()).unwrap(), [path.clone()]);
+        let missing = dir.path().join(OsStr::from_bytes(b"\xff*.jpg"));
+        let err = expand_input(missing.as_os_str()).unwrap_err().to_string();
+        assert!(err.contains("no such file"), "{err}");
+    }
+
+    #[test]
+    fn a_file_beyond_the_size_limit_is_refused_without_reading_it_all() {
+        let mut stream = FileStream::new(vec![PathBuf::from("/dev/zero")], false);
+        match stream.next() {
+            Err(SourceError::Io { what, source }) => {
+                assert_eq!(what, "/dev/zero");
+                assert!(source.to_string().contains("larger than 256 MiB"), "{source}");
+            }
+            other => panic!("{:?}", other.map(|f| f.map(|f| f.data.len()))),
+        }
     }
 
     #[test]
