@@ -5,6 +5,10 @@
 //! Needs `mosquitto` and `mosquitto_passwd` on PATH (`scripts/test.sh` installs them); without
 //! them the tests fail, saying so.
 
+#[allow(clippy::unwrap_used)]
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -12,7 +16,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use csra_edge::sink::mqtt::MqttSink;
+use csra_edge::sink::mqtt::{MqttSink, QUEUE_CAPACITY};
 use csra_edge::sink::Sink;
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 
@@ -268,4 +272,66 @@ fn flush_reports_lines_the_broker_never_acknowledged() {
         err.contains("1 of 1 results not acknowledged within 5s"),
         "{err}"
     );
+    let delivery = sink.delivery();
+    assert_eq!((delivery.lines, delivery.lost), (1, 1));
+}
+
+/// SIGINT while the broker is down and the queue overflows: the run still ends with its
+/// summary, every sink is flushed, and the lines that never reached the broker are counted
+/// and make the exit code 3.
+#[test]
+fn a_signal_while_the_broker_is_down_reports_the_lost_lines_and_exits_3() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = common::write_model(dir.path(), 31);
+    let broker = Broker::start(None);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_csra-edge"))
+        .env("RUST_LOG", "info")
+        .args(["--device", "x86-cpu", "--threads", "1", "--loop", "--mqtt"])
+        .arg(broker.url("csra"))
+        .arg("--model")
+        .arg(&model.dir)
+        .arg("--input")
+        .arg(common::photos_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting csra-edge");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut log = String::new();
+    let mut wait_for = |needle: &str, log: &mut String| loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).expect("reading the log") > 0,
+            "csra-edge ended before {needle:?}:\n{log}"
+        );
+        log.push_str(&line);
+        if line.contains(needle) {
+            break;
+        }
+    };
+    wait_for("MQTT: connected", &mut log);
+    drop(broker);
+    wait_for("dropped so far", &mut log);
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    stderr.read_to_string(&mut log).expect("reading the log");
+    let exit = child.wait().expect("waiting for csra-edge");
+    assert_eq!(exit.code(), Some(3), "{log}");
+    assert!(log.contains("done (Stopped)"), "{log}");
+    let delivery = log
+        .lines()
+        .find(|l| l.contains("mqtt://127.0.0.1") && l.contains("result line(s)"))
+        .unwrap_or_else(|| panic!("no MQTT delivery line in\n{log}"));
+    let numbers: Vec<u64> = delivery
+        .rsplit_once("]: ")
+        .map_or(delivery, |(_, rest)| rest)
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (lines, lost) = (numbers[numbers.len() - 2], numbers[numbers.len() - 1]);
+    assert!(lost > QUEUE_CAPACITY as u64 / 2 && lost <= lines, "{delivery}");
+    assert!(log.contains("the run finished but lost"), "{log}");
 }

@@ -70,7 +70,8 @@ pub struct RunArgs {
     pub model: Option<PathBuf>,
     /// Image files to read: a file, a folder or a glob ('photos/*.jpg').
     #[arg(long, value_name = "PATH|DIR|GLOB", conflicts_with = "camera")]
-    pub input: Option<String>,
+    // An OsString: a file name need not be UTF-8.
+    pub input: Option<std::ffi::OsString>,
     /// Start over after the last file, until stopped.
     #[arg(long = "loop", requires = "input")]
     pub looped: bool,

@@ -63,7 +63,11 @@ fn open_stream(
 ) -> anyhow::Result<(Box<dyn FrameStream>, Option<u64>)> {
     if let Some(input) = &args.input {
         let files = expand_input(input)?;
-        log::info!("reading {} image file(s) from {input}", files.len());
+        log::info!(
+            "reading {} image file(s) from {}",
+            files.len(),
+            std::path::Path::new(input).display()
+        );
         let pass = files.len() as u64;
         let stream = FileStream::new(files, args.looped).with_stop(Arc::clone(stop));
         return Ok((Box::new(stream), Some(pass)));

@@ -168,7 +168,10 @@ impl<W: Rewind> Sink for LineWriter<W> {
     fn send(&mut self, line: &str) -> Result<(), SinkError> {
         self.lines += 1;
         self.write_line(line).map_err(|e| {
-            self.lost += 1;
+            // A reader that went away (`| head`) ends the run; it wanted no more lines.
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                self.lost += 1;
+            }
             self.io(e)
         })
     }

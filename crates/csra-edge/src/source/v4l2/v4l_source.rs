@@ -207,7 +207,17 @@ fn release(stream: Stream<'static>, device: &str) {
 }
 
 fn check_capture_device(dev: &Device, path: &str) -> Result<(), SourceError> {
-    let caps = dev.query_caps().map_err(|e| open_error(path, &e))?;
+    let caps = dev.query_caps().map_err(|e| match e.raw_os_error() {
+        // Any file that is not a V4L2 device (`/dev/null`, a disk, a regular file) answers
+        // the capability query with "inappropriate ioctl".
+        Some(libc_errno::ENOTTY | libc_errno::EINVAL) => SourceError::Open {
+            what: path.to_owned(),
+            reason: format!(
+                "not a V4L2 device ({e}); `csra-edge probe` lists the cameras (usually /dev/video0)"
+            ),
+        },
+        _ => open_error(path, &e),
+    })?;
     let needed = CapFlags::VIDEO_CAPTURE | CapFlags::STREAMING;
     if caps.capabilities.contains(needed) {
         Ok(())
@@ -327,6 +337,8 @@ mod libc_errno {
     pub const EPERM: i32 = 1;
     pub const ENOENT: i32 = 2;
     pub const ENXIO: i32 = 6;
+    pub const ENOTTY: i32 = 25;
+    pub const EINVAL: i32 = 22;
     pub const EACCES: i32 = 13;
     pub const EBUSY: i32 = 16;
     pub const ENODEV: i32 = 19;
