@@ -87,10 +87,10 @@ fn a_slow_model_on_a_faulty_camera_sees_fresh_frames_and_keeps_running() {
     // then a 300 ms unplug.
     let faults = Faults {
         truncate: (10..20).collect::<BTreeSet<u64>>(),
-        unplug: Some(Unplug {
+        unplugs: vec![Unplug {
             at_frame: 40,
             duration: Duration::from_millis(300),
-        }),
+        }],
         ..Faults::default()
     };
     let camera = FakeCamera::new(&photos, FakeFormat::Mjpeg, 320, 240, FPS)

@@ -97,7 +97,7 @@ fn an_unplug_is_followed_by_a_reconnect_and_frames_flow_again() {
         duration: Duration::from_millis(300),
     };
     let camera = camera(FakeFormat::Yuyv).with_faults(Faults {
-        unplug: Some(unplug),
+        unplugs: vec![unplug],
         ..Faults::default()
     });
     let mut capture = Capture::spawn(Box::new(camera), quick_policy());
@@ -203,10 +203,10 @@ fn stopping_ends_the_stream_promptly() {
 #[test]
 fn capture_gives_up_after_the_policy_limit_with_the_open_error() {
     let camera = camera(FakeFormat::Mjpeg).with_faults(Faults {
-        unplug: Some(Unplug {
+        unplugs: vec![Unplug {
             at_frame: 2,
             duration: Duration::from_secs(60),
-        }),
+        }],
         ..Faults::default()
     });
     let policy = ReconnectPolicy {

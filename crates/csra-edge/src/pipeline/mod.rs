@@ -228,9 +228,10 @@ impl RunState {
     }
 
     /// Logs the stats line when `every` has passed since the last one.
-    fn log_stats_when_due(&mut self, every: Duration, stream: StreamStats, lost: u64) {
+    fn log_stats_when_due(&mut self, every: Duration, stream: StreamStats, sinks: &[Box<dyn Sink>]) {
         if self.meter.elapsed(Instant::now()) >= every {
             let fps = self.meter.take(Instant::now());
+            let lost = sinks.iter().map(|s| s.delivery().lost).sum();
             log_stats(fps, &self.latencies, &self.summary, stream, lost);
         }
     }
@@ -331,8 +332,7 @@ impl Pipeline {
             };
             match self.handle(&frame, sinks, &mut run)? {
                 Handled::Processed => {
-                    let lost = sinks.iter().map(|s| s.delivery().lost).sum();
-                    run.log_stats_when_due(self.options.stats_every, stream.stats(), lost);
+                    run.log_stats_when_due(self.options.stats_every, stream.stats(), sinks);
                 }
                 Handled::Skipped => {}
                 Handled::SinkClosed => break StopReason::SinkClosed,

@@ -32,9 +32,9 @@ pub struct Faults {
     pub truncate: BTreeSet<u64>,
     /// The fraction of a truncated frame's bytes kept (0.5 by default).
     pub truncate_to: f64,
-    /// An unplug at a frame, lasting a while: that read fails as lost, and every reopen before
-    /// the duration has passed fails as a missing device.
-    pub unplug: Option<Unplug>,
+    /// Unplugs at frames, each lasting a while: that read fails as lost, and every reopen
+    /// before the duration has passed fails as a missing device.
+    pub unplugs: Vec<Unplug>,
     /// Frames that never arrive: the read waits for the whole time-out and fails with it.
     pub timeouts: BTreeSet<u64>,
 }
@@ -44,7 +44,7 @@ impl Default for Faults {
         Faults {
             truncate: BTreeSet::new(),
             truncate_to: 0.5,
-            unplug: None,
+            unplugs: Vec::new(),
             timeouts: BTreeSet::new(),
         }
     }
@@ -236,7 +236,8 @@ impl FrameSource for FakeCamera {
         self.next_tick += 1;
         // A late reader does not make the camera burst: the clock restarts from now.
         self.next_due = (self.next_due + self.interval).max(Instant::now());
-        if let Some(unplug) = self.faults.unplug.filter(|u| u.at_frame == tick) {
+        let unplug = self.faults.unplugs.iter().find(|u| u.at_frame == tick).copied();
+        if let Some(unplug) = unplug {
             self.open = false;
             self.unplugged_until = Some(Instant::now() + unplug.duration);
             return Err(self.lost("the camera was unplugged (No such device (os error 19))"));

@@ -2,7 +2,6 @@
 //! `.safetensors` files, loaded into a backbone by name with every shape checked.
 
 mod load;
-mod pickle;
 mod pth;
 
 use std::fs::File;
@@ -171,7 +170,7 @@ fn sniff(path: &Path) -> Result<Format, WeightsError> {
     match head.as_slice() {
         [b'P', b'K', 3, 4, ..] | [b'P', b'K', 5, 6, ..] => Ok(Format::Pth),
         // A bare pickle (protocol 2 and up) holding torch's legacy magic number.
-        [pickle::op::PROTO, 2..=5, ..] => Err(WeightsError::LegacyPth {
+        [csra_pickle::op::PROTO, 2..=5, ..] => Err(WeightsError::LegacyPth {
             path: path.to_owned(),
         }),
         // safetensors: an 8-byte little-endian header length, then the JSON header.

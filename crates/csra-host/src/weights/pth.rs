@@ -7,12 +7,29 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 use zip::read::{ArchiveOffset, Config};
 use zip::ZipArchive;
 
-use super::pickle::{read_state_dict, StorageRef, TensorRecord};
+use csra_pickle::{read_state_dict, StorageKind, StorageRef, TensorRecord};
+
 use super::WeightsError;
+
+/// The libtorch element kind of a storage.
+fn kind(storage: StorageKind) -> Kind {
+    match storage {
+        StorageKind::Float32 => Kind::Float,
+        StorageKind::Float64 => Kind::Double,
+        StorageKind::Float16 => Kind::Half,
+        StorageKind::BFloat16 => Kind::BFloat16,
+        StorageKind::Int64 => Kind::Int64,
+        StorageKind::Int32 => Kind::Int,
+        StorageKind::Int16 => Kind::Int16,
+        StorageKind::Int8 => Kind::Int8,
+        StorageKind::UInt8 => Kind::Uint8,
+        StorageKind::Bool => Kind::Bool,
+    }
+}
 
 /// Reads every tensor of a `torch.save`d state dict, in file order, as independent contiguous
 /// CPU tensors.
@@ -138,7 +155,7 @@ impl<R: Read + std::io::Seek> Archive<'_, R> {
 
     fn read_storage(&mut self, storage: &StorageRef) -> Result<Tensor, WeightsError> {
         let bytes = self.record(&format!("data/{}", storage.key))?;
-        let element = storage.kind.kind().elt_size_in_bytes();
+        let element = kind(storage.kind).elt_size_in_bytes();
         let expected = usize::try_from(storage.numel)
             .ok()
             .and_then(|n| n.checked_mul(element));
@@ -152,7 +169,7 @@ impl<R: Read + std::io::Seek> Archive<'_, R> {
                 bytes.len()
             )));
         }
-        Tensor::f_from_data_size(&bytes, &[storage.numel], storage.kind.kind()).map_err(|source| {
+        Tensor::f_from_data_size(&bytes, &[storage.numel], kind(storage.kind)).map_err(|source| {
             WeightsError::Tch {
                 path: self.path.to_owned(),
                 name: format!("storage {}", storage.key),
@@ -218,7 +235,6 @@ fn check_view(record: &TensorRecord) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::weights::pickle::StorageKind;
 
     fn record(numel: i64, offset: i64, size: &[i64], stride: &[i64]) -> TensorRecord {
         TensorRecord {

@@ -1,4 +1,5 @@
-//! A strict reader for the pickle that `torch.save` writes as `data.pkl` for a state dict.
+//! A strict reader for the pickle that `torch.save` writes as `data.pkl` for a state dict,
+//! without libtorch: csra-host turns its records into tensors, and the fuzzers run it alone.
 //!
 //! It runs the few pickle opcodes such a file uses (protocols 2 to 5) and knows only the
 //! globals a state dict needs: `collections.OrderedDict`, `torch._utils._rebuild_tensor_v2`,
@@ -9,10 +10,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use tch::Kind;
-
 /// The opcodes the reader runs, named as in Python's `pickletools`.
-pub(crate) mod op {
+pub mod op {
     /// End of the pickle: the top of the stack is the result.
     pub const STOP: u8 = b'.';
     /// The protocol version (one byte).
@@ -87,16 +86,26 @@ pub(crate) mod op {
 
 /// The element type of a storage, from its class name (`torch.FloatStorage`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StorageKind {
+pub enum StorageKind {
+    /// `torch.float32`.
     Float32,
+    /// `torch.float64`.
     Float64,
+    /// `torch.float16`.
     Float16,
+    /// `torch.bfloat16`.
     BFloat16,
+    /// `torch.int64`.
     Int64,
+    /// `torch.int32`.
     Int32,
+    /// `torch.int16`.
     Int16,
+    /// `torch.int8`.
     Int8,
+    /// `torch.uint8`.
     UInt8,
+    /// `torch.bool`.
     Bool,
 }
 
@@ -116,28 +125,14 @@ impl StorageKind {
             _ => return None,
         })
     }
-
-    /// The libtorch element kind.
-    pub fn kind(self) -> Kind {
-        match self {
-            Self::Float32 => Kind::Float,
-            Self::Float64 => Kind::Double,
-            Self::Float16 => Kind::Half,
-            Self::BFloat16 => Kind::BFloat16,
-            Self::Int64 => Kind::Int64,
-            Self::Int32 => Kind::Int,
-            Self::Int16 => Kind::Int16,
-            Self::Int8 => Kind::Int8,
-            Self::UInt8 => Kind::Uint8,
-            Self::Bool => Kind::Bool,
-        }
-    }
 }
 
 /// A storage the pickle refers to by persistent id: `archive/data/<key>`.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct StorageRef {
+pub struct StorageRef {
+    /// Its element type.
     pub kind: StorageKind,
+    /// Its file name under `archive/data/`.
     pub key: String,
     /// Elements in the storage, as the pickle declares it.
     pub numel: i64,
@@ -145,20 +140,27 @@ pub(crate) struct StorageRef {
 
 /// A tensor as `_rebuild_tensor_v2` describes it: a strided view of a storage.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct TensorRecord {
+pub struct TensorRecord {
+    /// The storage it views.
     pub storage: StorageRef,
+    /// Its first element's index in the storage.
     pub offset: i64,
+    /// Its shape.
     pub size: Vec<i64>,
+    /// Its strides, in elements.
     pub stride: Vec<i64>,
 }
 
 /// Why a `data.pkl` could not be read.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct PickleError {
+pub struct PickleError {
     /// The byte offset of the opcode that failed.
     pub offset: usize,
+    /// What is wrong.
     pub message: String,
 }
+
+impl std::error::Error for PickleError {}
 
 impl fmt::Display for PickleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -226,7 +228,7 @@ impl Value {
 /// The top level must be a dict (or `OrderedDict`) from strings to tensors; anything else (a
 /// training checkpoint that nests the state dict, a pickled module) is an error that says
 /// what the file holds instead.
-pub(crate) fn read_state_dict(data: &[u8]) -> Result<Vec<(String, TensorRecord)>, PickleError> {
+pub fn read_state_dict(data: &[u8]) -> Result<Vec<(String, TensorRecord)>, PickleError> {
     let value = Machine::new(data).run()?;
     let Value::Dict(items) = value else {
         return Err(PickleError {
