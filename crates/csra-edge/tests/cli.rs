@@ -151,6 +151,7 @@ fn json_lines_have_the_documented_shape() {
         assert_eq!(
             keys,
             [
+                "captured",
                 "events",
                 "frame",
                 "labels",
@@ -163,7 +164,10 @@ fn json_lines_have_the_documented_shape() {
         assert_eq!(line["frame"], i as u64);
         assert_eq!(line["sequence"], i as u64);
         let time = line["time"].as_str().unwrap();
-        assert!(time.parse::<jiff::Timestamp>().is_ok(), "{time}");
+        let time: jiff::Timestamp = time.parse().unwrap();
+        // Captured before the result was ready.
+        let captured: jiff::Timestamp = line["captured"].as_str().unwrap().parse().unwrap();
+        assert!(captured <= time, "{line}");
         // Threshold 0 reports every class; top-2 keeps the two most probable.
         let labels = line["labels"].as_array().unwrap();
         assert_eq!(labels.len(), 2);

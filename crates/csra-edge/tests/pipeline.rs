@@ -80,6 +80,8 @@ fn frame(
         sequence: 0,
         captured: Instant::now(),
         origin: origin.to_owned(),
+        pts: None,
+        in_source: None,
     }
 }
 
