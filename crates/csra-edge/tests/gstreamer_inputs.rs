@@ -279,6 +279,10 @@ fn h264_and_mjpeg_videos_give_one_result_per_frame_with_the_photos_labels() {
         assert!(!output.status.success(), "{log}");
         assert!(log.contains(&format!("--input {}", bad.display())), "{log}");
         assert!(log.contains("cannot read the video file"), "{log}");
+        assert!(
+            log.contains("check that it is a complete video file"),
+            "{log}"
+        );
         assert!(output.stdout.is_empty());
     }
 }
@@ -296,6 +300,10 @@ fn an_unreachable_rtsp_camera_is_a_clear_error() {
     let log = stderr(&output);
     assert!(!output.status.success(), "{log}");
     assert!(log.contains(&format!("cannot open {url}")), "{log}");
+    assert!(
+        log.contains("check that the camera or server is on"),
+        "{log}"
+    );
     assert!(output.stdout.is_empty());
 }
 
@@ -379,7 +387,7 @@ mod rtsp {
                 }
             }
         });
-        let mut next_line = || -> Value {
+        let next_line = || -> Value {
             let line = rx
                 .recv_timeout(LINE_WAIT)
                 .unwrap_or_else(|e| panic!("no result line within {LINE_WAIT:?}: {e}"));

@@ -119,6 +119,8 @@ pub struct GstSource {
     name: String,
     description: String,
     open_timeout: Duration,
+    /// What to check when the input cannot be opened.
+    hint: &'static str,
     running: Option<Running>,
     /// The first frame, pulled by [`FrameSource::open`] to prove the input works.
     pending: Option<Frame>,
@@ -141,6 +143,17 @@ impl GstSource {
             } else {
                 FILE_FRAME_TIMEOUT
             },
+            hint: match input {
+                GstInput::File(_) => {
+                    "check that it is a complete video file (gst-play-1.0 plays it) and that the GStreamer plugins for its codec are installed"
+                }
+                GstInput::Csi { .. } => {
+                    "check the camera cable and sensor id (nvgstcapture-1.0 shows it) and that nvargus-daemon runs"
+                }
+                GstInput::Rtsp(_) | GstInput::Rtp { .. } => {
+                    "check that the camera or server is on and reachable, and the URL's host, port and path"
+                }
+            },
             running: None,
             pending: None,
             sequence: 0,
@@ -156,7 +169,7 @@ impl GstSource {
     fn open_error(&self, reason: String) -> SourceError {
         SourceError::Open {
             what: self.name.clone(),
-            reason,
+            reason: format!("{reason}; {}", self.hint),
         }
     }
 
@@ -316,14 +329,18 @@ impl FrameSource for GstSource {
         init()?;
         self.close();
         let running = self.start()?;
-        let sample = self.pull(&running, self.open_timeout).map_err(|e| match e {
-            SourceError::Lost { reason, .. } => self.open_error(reason),
-            SourceError::Ended { .. } => self.open_error("the stream ended before its first frame".into()),
-            SourceError::Timeout { timeout, .. } => self.open_error(format!(
-                "no frame within {timeout:?}; check that the stream is running and the address is right"
-            )),
-            other => other,
-        })?;
+        let sample = self
+            .pull(&running, self.open_timeout)
+            .map_err(|e| match e {
+                SourceError::Lost { reason, .. } => self.open_error(reason),
+                SourceError::Ended { .. } => {
+                    self.open_error("the stream ended before its first frame".into())
+                }
+                SourceError::Timeout { timeout, .. } => {
+                    self.open_error(format!("no frame within {timeout:?}"))
+                }
+                other => other,
+            })?;
         let frame = self.frame(&running, &sample)?;
         self.pending = Some(frame);
         self.running = Some(running);

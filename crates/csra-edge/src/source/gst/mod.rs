@@ -1,6 +1,6 @@
 //! Video files, RTSP and RTP streams and CSI cameras through GStreamer: [`description`] says
 //! which pipeline each input becomes (always built, so it is tested everywhere); the source
-//! that runs it, [`GstSource`], and the file stream [`VideoFileStream`] need the `gstreamer`
+//! that runs it, `GstSource`, and the file stream `VideoFileStream` need the `gstreamer`
 //! feature.
 
 #[cfg(feature = "gstreamer")]
