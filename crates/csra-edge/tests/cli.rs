@@ -438,6 +438,29 @@ fn a_missing_camera_is_a_clear_error_that_points_to_probe() {
     assert_fails(&output, &["/dev/video9", "csra-edge probe"]);
 }
 
+/// Without the `gstreamer` feature a video or stream input says how to get it.
+#[cfg(not(feature = "gstreamer"))]
+#[test]
+fn a_video_input_without_the_gstreamer_feature_says_how_to_build_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 8);
+    let output = edge()
+        .args([
+            "--device",
+            "x86-cpu",
+            "--input",
+            "rtsp://127.0.0.1:9/cam",
+            "--model",
+        ])
+        .arg(&model.dir)
+        .output()
+        .unwrap();
+    assert_fails(
+        &output,
+        &["--input rtsp://127.0.0.1:9/cam", "--features gstreamer"],
+    );
+}
+
 #[test]
 fn a_bad_mqtt_address_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

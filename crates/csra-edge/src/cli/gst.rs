@@ -69,6 +69,14 @@ pub fn gst_stream(
             bail!("--input {input}: not a GStreamer input")
         }
     };
+    let sized =
+        args.input_width.is_some() || args.input_height.is_some() || args.input_rate.is_some();
+    if sized && !matches!(gst_input, GstInput::Csi { .. }) {
+        // A file or stream has the size and rate it was encoded with; scaling is the model's.
+        log::warn!(
+            "--input-width/--input-height/--input-rate apply to cameras; ignored for {input}"
+        );
+    }
     let manifest = &model.manifest;
     let target = Target {
         width: manifest.input.width,
