@@ -29,7 +29,8 @@ ensure_rust_targets() {
 
 # Installs the Debian packages named, only those missing: libclang-dev (bindgen, for the v4l
 # crate's V4L2 bindings, which building csra-edge needs), the mosquitto broker and clients
-# (the MQTT sink's tests), and the aarch64 cross toolchain and qemu-user
+# (the MQTT sink's tests), GStreamer's development files, plugins and tools (csra-edge's
+# `gstreamer` feature and its video and RTSP tests), and the aarch64 cross toolchain and qemu-user
 # (scripts/aarch64-check.sh). Installing needs root (CI runs as root); otherwise it says what to
 # install.
 ensure_apt_packages() {
@@ -46,6 +47,15 @@ ensure_apt_packages() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
+
+# What csra-edge's `gstreamer` feature builds against and its tests run: the development files
+# (pkg-config finds them), the plugins the pipelines use (decodebin, videoscale, videoconvert,
+# appsink: base; rtspsrc, aspectratiocrop, jpeg, mp4/avi: good; h264parse: bad; avdec_h264:
+# libav; x264enc, which the tests encode with: ugly), gst-launch-1.0 (tools) and gst-rtsp-server
+# (the tests' loopback RTSP server).
+GSTREAMER_APT_PACKAGES=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+    libgstrtspserver-1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools)
 
 # Installs requirements/$1.txt into .venv, again only when some requirements file changed (their
 # hash is stamped inside the venv, per entry file).

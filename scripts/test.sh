@@ -6,8 +6,9 @@
 #   ./scripts/test.sh -p csra-core    # extra arguments go to `cargo test`
 #
 # Set-up (scripts/env.sh) is idempotent and skipped when nothing changed: rustfmt and clippy
-# through rustup when they are missing, the Debian packages libclang-dev, mosquitto and
-# mosquitto-clients through apt when they are missing, and a local Python venv (.venv) with the
+# through rustup when they are missing, the Debian packages libclang-dev, mosquitto,
+# mosquitto-clients and GStreamer's (GSTREAMER_APT_PACKAGES in scripts/env.sh) through apt when
+# they are missing, and a local Python venv (.venv) with the
 # pinned packages of requirements/test.txt: libtorch for tch, and the independent references the
 # tests compare against.
 set -euo pipefail
@@ -15,7 +16,10 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 ensure_rust_components
-ensure_apt_packages libclang-dev mosquitto mosquitto-clients
+ensure_apt_packages libclang-dev mosquitto mosquitto-clients "${GSTREAMER_APT_PACKAGES[@]}"
+# csra-edge's GStreamer source and the loopback RTSP server of its tests are features (they
+# link the system's GStreamer); they are built, linted and tested here.
+features=(--features csra-edge/gstreamer,csra-edge/rtsp-test-server)
 ensure_python_venv test
 use_python_venv
 # The Python references the tests compare against (they would find .venv by themselves; a
@@ -27,10 +31,10 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -D warnings"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets "${features[@]}" --quiet -- -D warnings
 
 step "cargo doc -D warnings"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace "${features[@]}" --no-deps --quiet
 
 step "cargo test"
-cargo test --workspace "$@"
+cargo test --workspace "${features[@]}" "$@"

@@ -151,6 +151,7 @@ fn json_lines_have_the_documented_shape() {
         assert_eq!(
             keys,
             [
+                "captured",
                 "events",
                 "frame",
                 "labels",
@@ -163,7 +164,10 @@ fn json_lines_have_the_documented_shape() {
         assert_eq!(line["frame"], i as u64);
         assert_eq!(line["sequence"], i as u64);
         let time = line["time"].as_str().unwrap();
-        assert!(time.parse::<jiff::Timestamp>().is_ok(), "{time}");
+        let time: jiff::Timestamp = time.parse().unwrap();
+        // Captured before the result was ready.
+        let captured: jiff::Timestamp = line["captured"].as_str().unwrap().parse().unwrap();
+        assert!(captured <= time, "{line}");
         // Threshold 0 reports every class; top-2 keeps the two most probable.
         let labels = line["labels"].as_array().unwrap();
         assert_eq!(labels.len(), 2);
@@ -432,6 +436,29 @@ fn a_missing_camera_is_a_clear_error_that_points_to_probe() {
         .output()
         .unwrap();
     assert_fails(&output, &["/dev/video9", "csra-edge probe"]);
+}
+
+/// Without the `gstreamer` feature a video or stream input says how to get it.
+#[cfg(not(feature = "gstreamer"))]
+#[test]
+fn a_video_input_without_the_gstreamer_feature_says_how_to_build_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 8);
+    let output = edge()
+        .args([
+            "--device",
+            "x86-cpu",
+            "--input",
+            "rtsp://127.0.0.1:9/cam",
+            "--model",
+        ])
+        .arg(&model.dir)
+        .output()
+        .unwrap();
+    assert_fails(
+        &output,
+        &["--input rtsp://127.0.0.1:9/cam", "--features gstreamer"],
+    );
 }
 
 #[test]

@@ -87,6 +87,8 @@ fn frame(
         sequence: 0,
         captured: Instant::now(),
         origin: origin.to_owned(),
+        pts: None,
+        in_source: None,
     }
 }
 

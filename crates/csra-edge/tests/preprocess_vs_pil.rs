@@ -45,6 +45,8 @@ fn ours(image: &Path, manifest: &Manifest) -> (Vec<f32>, [f64; 4]) {
         sequence: 0,
         captured: Instant::now(),
         origin: image.display().to_string(),
+        pts: None,
+        in_source: None,
     };
     let mut pre = Preprocessor::new(manifest);
     let mut out = vec![0.0; pre.input_len()];

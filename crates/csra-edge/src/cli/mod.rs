@@ -6,6 +6,7 @@ mod bench;
 mod camera;
 mod engine;
 mod graft;
+mod gst;
 mod info;
 mod probe;
 mod run;
@@ -68,17 +69,19 @@ pub struct RunArgs {
     /// [default: models/mobilenet_v2-coco-mini]
     #[arg(long, value_name = "DIR|ONNX")]
     pub model: Option<PathBuf>,
-    /// Image files to read: a file, a folder or a glob ('photos/*.jpg').
-    #[arg(long, value_name = "PATH|DIR|GLOB", conflicts_with = "camera")]
+    /// What to read: image files (a file, a folder or a glob 'photos/*.jpg'), a video file
+    /// (.mp4 .mkv .avi .h264, file://), /dev/videoN, v4l2:///dev/videoN, csi://N, rtsp://…
+    /// or rtp://@:PORT (see the README's input table).
+    #[arg(long, value_name = "URI|PATH|DIR|GLOB", conflicts_with = "camera")]
     // An OsString: a file name need not be UTF-8.
     pub input: Option<std::ffi::OsString>,
-    /// Start over after the last file, until stopped.
+    /// Start over after the last image or the end of the video file, until stopped.
     #[arg(long = "loop", requires = "input")]
     pub looped: bool,
     /// A V4L2 camera, e.g. /dev/video0.
     #[arg(long, value_name = "DEV")]
     pub camera: Option<String>,
-    /// Camera frame width [default: the device profile's].
+    /// Camera frame width, V4L2 or CSI [default: the device profile's].
     #[arg(long, value_name = "PIXELS")]
     pub input_width: Option<u32>,
     /// Camera frame height [default: the device profile's].
@@ -87,7 +90,8 @@ pub struct RunArgs {
     /// Camera frames per second [default: the device profile's].
     #[arg(long, value_name = "FPS")]
     pub input_rate: Option<u32>,
-    /// Camera pixel encoding [default: the device profile's].
+    /// Camera pixel encoding [default: the device profile's]; for rtp://, mjpeg takes a JPEG
+    /// payload instead of H.264.
     #[arg(long, value_enum, value_name = "CODEC")]
     pub input_codec: Option<CodecArg>,
     /// One threshold for every class [default: the manifest's, per class].

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use super::camera;
+use super::{camera, gst};
 use super::{signals, Incomplete, RunArgs, Scores};
 use csra_edge::attention::{AttentionClasses, AttentionSaver};
 use csra_edge::backend::{load_backend, Backend};
@@ -16,6 +16,7 @@ use csra_edge::postprocess::{PostprocessConfig, Smoothing};
 use csra_edge::profile::{available_cores, DeviceProfile};
 use csra_edge::sink::{LineWriter, Sink};
 use csra_edge::source::files::{expand_input, FileStream};
+use csra_edge::source::uri::{parse_input, InputUri};
 use csra_edge::source::FrameStream;
 
 /// Runs `csra-edge [--model M] --input ...|--camera ...`.
@@ -23,8 +24,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     check_flags(args)?;
     let profile = profile(args.device.as_deref())?;
     let stop = signals::stop_flag()?;
-    let (mut stream, bad_frame_limit) = open_stream(args, &profile, &stop)?;
+    // The model first: a GStreamer input scales frames to its input size in the pipeline.
     let model = ModelFiles::locate(args.model.as_deref())?;
+    let (mut stream, bad_frame_limit) = open_stream(args, &profile, &model, &stop)?;
     let manifest = &model.manifest;
     if manifest.input.width != profile.input_size || manifest.input.height != profile.input_size {
         log::info!(
@@ -53,27 +55,46 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     report(&summary)
 }
 
-/// The frames to process: `--input` files, or the `--camera` with the profile's defaults
-/// overridden by the `--input-*` flags; and after how many bad frames in a row to give up
-/// (a whole pass over the files; never for a camera).
+/// The frames to process: what `--input` names (image files, a V4L2 camera, or a GStreamer
+/// input), or the `--camera`, with the profile's defaults overridden by the `--input-*` flags;
+/// and after how many bad frames in a row to give up (a whole pass over image files; never
+/// for a camera or a video).
 fn open_stream(
     args: &RunArgs,
     profile: &DeviceProfile,
+    model: &ModelFiles,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<(Box<dyn FrameStream>, Option<u64>)> {
     if let Some(input) = &args.input {
-        let files = expand_input(input)?;
+        let images: std::ffi::OsString = match input.to_str() {
+            // A name that is not UTF-8 is no URI: it names a file or a folder.
+            None => input.clone(),
+            Some(text) => match parse_input(text)? {
+                InputUri::Images(images) => images.into(),
+                InputUri::V4l2(device) => {
+                    if args.looped {
+                        bail!("--loop replays files; {text} is a camera");
+                    }
+                    return Ok((camera::camera_stream(args, profile, &device)?, None));
+                }
+                uri => {
+                    let stream = gst::gst_stream(args, profile, model, text, &uri, stop)?;
+                    return Ok((stream, None));
+                }
+            },
+        };
+        let files = expand_input(&images)?;
         log::info!(
             "reading {} image file(s) from {}",
             files.len(),
-            std::path::Path::new(input).display()
+            std::path::Path::new(&images).display()
         );
         let pass = files.len() as u64;
         let stream = FileStream::new(files, args.looped).with_stop(Arc::clone(stop));
         return Ok((Box::new(stream), Some(pass)));
     }
     let Some(device) = &args.camera else {
-        bail!("nothing to read: pass --input PATH|DIR|GLOB (image files) or --camera DEV");
+        bail!("nothing to read: pass --input URI|PATH|DIR|GLOB (a camera, stream, video or image files) or --camera DEV");
     };
     Ok((camera::camera_stream(args, profile, device)?, None))
 }

@@ -16,7 +16,7 @@ static HOOKS: Mutex<Vec<Box<dyn Fn() + Send>>> = Mutex::new(Vec::new());
 
 /// Runs `hook` when the first SIGINT or SIGTERM arrives: for what must wake up, such as a
 /// camera stream waiting for a camera to come back.
-#[cfg(feature = "camera")]
+#[cfg(any(feature = "camera", feature = "gstreamer"))]
 pub fn on_stop(hook: impl Fn() + Send + 'static) {
     HOOKS
         .lock()

@@ -412,7 +412,8 @@ impl Pipeline {
             &frame.origin,
             processed.timings,
             self.options.all_scores,
-        );
+        )
+        .with_frame_times(frame.captured.elapsed(), frame.pts);
         Ok(if self.emit(&record, sinks, run) {
             Handled::SinkClosed
         } else {
@@ -439,6 +440,9 @@ impl Pipeline {
         let network = outputs
             .network_ms
             .map_or_else(|| ms(preprocessed, inferred), |t| (t * 1e3).round() / 1e3);
+        let source = frame
+            .in_source
+            .map(|d| (d.as_secs_f64() * 1e6).round() / 1e3);
         Ok(Processed {
             outputs,
             decision,
@@ -447,7 +451,8 @@ impl Pipeline {
                 preprocess: ms(taken, preprocessed),
                 network,
                 postprocess: ms(inferred, done),
-                total: ms(frame.captured, done),
+                total: ms(frame.captured, done) + source.unwrap_or(0.0),
+                source,
             },
         })
     }

@@ -1,5 +1,7 @@
 //! One result line: what a frame gave, as the JSON object sinks deliver.
 
+use std::time::Duration;
+
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
@@ -16,8 +18,12 @@ pub struct StageTimings {
     pub network: f64,
     /// Smoothing, thresholds and events.
     pub postprocess: f64,
-    /// From capture to the finished result.
+    /// From capture to the finished result (from the source's input when `source` is known).
     pub total: f64,
+    /// In the source before capture: decoding and converting in a GStreamer pipeline; absent
+    /// for sources that do not measure it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<f64>,
 }
 
 /// A reported label.
@@ -62,6 +68,12 @@ impl Serialize for Scores<'_> {
 pub struct Record<'a> {
     /// When the result was ready, RFC 3339 in UTC.
     pub time: String,
+    /// When the source captured the frame (handed it over), RFC 3339 in UTC.
+    pub captured: String,
+    /// The frame's presentation time in its stream in seconds (a video file's position),
+    /// when the source has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pts: Option<f64>,
     /// The pipeline's count of processed frames, from 0.
     pub frame: u64,
     /// The source's sequence number (gaps are dropped frames).
@@ -91,8 +103,11 @@ impl<'a> Record<'a> {
         all_scores: bool,
     ) -> Self {
         let name = |index: usize| names.get(index).map_or("?", String::as_str);
+        let now = jiff::Timestamp::now();
         Self {
-            time: jiff::Timestamp::now().to_string(),
+            time: now.to_string(),
+            captured: now.to_string(),
+            pts: None,
             frame,
             sequence,
             origin,
@@ -122,5 +137,18 @@ impl<'a> Record<'a> {
                 values: &decision.scores,
             }),
         }
+    }
+
+    /// The record with the frame's capture time, `age` ago, and its presentation time.
+    #[must_use]
+    pub fn with_frame_times(mut self, age: Duration, pts: Option<Duration>) -> Self {
+        let now = jiff::Timestamp::now();
+        let captured = jiff::SignedDuration::try_from(age)
+            .ok()
+            .and_then(|age| now.checked_sub(age).ok())
+            .unwrap_or(now);
+        self.captured = captured.to_string();
+        self.pts = pts.map(|t| (t.as_secs_f64() * 1e6).round() / 1e6);
+        self
     }
 }

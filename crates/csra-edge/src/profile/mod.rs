@@ -92,6 +92,19 @@ pub struct CameraDefaults {
     pub codec: Option<Codec>,
 }
 
+/// The sensor mode a board's CSI camera (`--input csi://N`) runs at unless the `--input-*`
+/// flags say otherwise: a mode the usual camera module (IMX219, IMX477) offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsiDefaults {
+    /// Frame width in pixels.
+    pub width: u32,
+    /// Frame height in pixels.
+    pub height: u32,
+    /// Frames per second.
+    pub rate: u32,
+}
+
 /// One device profile.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,6 +133,10 @@ pub struct DeviceProfile {
     pub input_size: u32,
     /// Camera defaults.
     pub camera: CameraDefaults,
+    /// CSI camera defaults, on boards that usually carry a CSI camera; without them
+    /// `csi://` takes the `camera` size and rate.
+    #[serde(default)]
+    pub csi: Option<CsiDefaults>,
 }
 
 impl DeviceProfile {

@@ -196,6 +196,8 @@ impl FakeCamera {
             sequence: tick,
             captured: Instant::now(),
             origin: format!("{}#{tick} ({})", self.name, self.photos[index].display()),
+            pts: None,
+            in_source: None,
         }
     }
 }

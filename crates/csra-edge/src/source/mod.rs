@@ -6,6 +6,9 @@
 //! - [`v4l2`]: V4L2 cameras (options, format negotiation, the frame source, `probe`; the V4L2
 //!   parts need the default `camera` feature);
 //! - [`capture`]: the capture thread that hands the pipeline the newest frame and reconnects;
+//! - [`uri`]: what an `--input` names (device, CSI camera, stream, video file, images);
+//! - [`gst`]: video files, RTSP, RTP and CSI cameras through GStreamer (the pipeline
+//!   descriptions always; the source itself needs the `gstreamer` feature);
 //! - `fake` (feature `testing`): a fake camera made of photos, with injectable faults.
 
 use std::time::{Duration, Instant};
@@ -16,6 +19,8 @@ pub mod capture;
 #[cfg(feature = "testing")]
 pub mod fake;
 pub mod files;
+pub mod gst;
+pub mod uri;
 pub mod v4l2;
 
 /// The pixel encoding of a frame's bytes (csra-image decodes them).
@@ -43,6 +48,12 @@ pub struct Frame {
     pub captured: Instant,
     /// Where the frame came from: the file path, or the device and its sequence number.
     pub origin: String,
+    /// The frame's presentation time in its stream (a video file's position, a live
+    /// stream's time since it started), when the source has one; still images have none.
+    pub pts: Option<Duration>,
+    /// How long the frame spent in the source before [`Frame::captured`] (decoding and
+    /// converting in a GStreamer pipeline), when the source measures it.
+    pub in_source: Option<Duration>,
 }
 
 impl Frame {
@@ -58,6 +69,8 @@ impl Frame {
             sequence,
             captured: Instant::now(),
             origin,
+            pts: None,
+            in_source: None,
         }
     }
 
@@ -117,6 +130,13 @@ pub enum SourceError {
         what: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// The stream has ended (a video file's last frame was read, or a live stream sent
+    /// end-of-stream); a file stream ends there, a live source is reopened.
+    #[error("{what}: end of stream")]
+    Ended {
+        /// The file or stream.
+        what: String,
     },
     /// An I/O error reading a file or device.
     #[error("{what}: {source}")]

@@ -118,6 +118,8 @@ impl V4lSource {
             sequence,
             captured,
             origin,
+            pts: None,
+            in_source: None,
         })
     }
 }
