@@ -7,6 +7,7 @@
 #
 #   ./scripts/fuzz.sh                 # all 13 targets, 10 minutes each
 #   SECONDS_EACH=60 ./scripts/fuzz.sh manifest mqtt_url
+#   NO_BUILD=1 JOBS=7 ./scripts/fuzz.sh   # the binaries already built
 set -euo pipefail
 cd "$(dirname "$0")/../crates/csra-fuzz"
 seconds=${SECONDS_EACH:-600}
@@ -16,7 +17,7 @@ if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(cargo +nightly fuzz list)
 fi
 # Debug assertions on (overflow checks): a panic that a debug build would hit is a finding.
-cargo +nightly fuzz build -s none -a
+[ -n "${NO_BUILD:-}" ] || cargo +nightly fuzz build -s none -a
 bin=fuzz/target/x86_64-unknown-linux-gnu/release
 mkdir -p fuzz/artifacts fuzz/runs
 run_one() {

@@ -64,7 +64,9 @@ impl AttentionSaver {
             .and_then(|()| std::fs::remove_file(&probe))
             .map_err(|e| AttentionError::Write {
                 path: dir.to_owned(),
-                reason: format!("cannot write into the folder: {e}; pass a folder you can write to"),
+                reason: format!(
+                    "cannot write into the folder: {e}; pass a folder you can write to"
+                ),
             })?;
         Ok(Self {
             dir: dir.to_owned(),

@@ -326,34 +326,35 @@ pub fn interface_problems(manifest: &Manifest, info: &ModelInfo) -> Vec<String> 
         )),
     }
     let outputs = &manifest.outputs;
-    let mut check_output =
-        |name: &str, what: &str, rank: usize| match info.outputs.iter().find(|o| o.name == name) {
-            None => problems.push(format!(
+    let mut check_output = |name: &str, what: &str, rank: usize| {
+        let Some(output) = info.outputs.iter().find(|o| o.name == name) else {
+            let names: Vec<String> = info
+                .outputs
+                .iter()
+                .map(|o| format!("`{}`", o.name))
+                .collect();
+            problems.push(format!(
                 "the manifest's {what} output `{name}` is not an ONNX output (it has {})",
-                info.outputs
-                    .iter()
-                    .map(|o| format!("`{}`", o.name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-            Some(output) => {
-                problems.extend(not_float32(output, what));
-                if let Some(dims) = declared_shape(output).filter(|d| d.len() != rank) {
-                    problems.push(format!(
-                        "the ONNX {what} output `{name}` is {}, csra-edge reads [N, C{}] (rank {rank})",
-                        ShapeDisplay(dims),
-                        if rank == 4 { ", h, w" } else { "" }
-                    ));
-                }
-                let classes = declared_shape(output).and_then(|d| d.get(1).and_then(Dim::fixed));
-                if let Some(classes) = classes.filter(|&c| c != manifest.num_classes) {
-                    problems.push(format!(
-                    "the manifest lists {} classes, the ONNX {what} output `{name}` has {classes}",
-                    manifest.num_classes
-                ));
-                }
-            }
+                names.join(", ")
+            ));
+            return;
         };
+        problems.extend(not_float32(output, what));
+        if let Some(dims) = declared_shape(output).filter(|d| d.len() != rank) {
+            problems.push(format!(
+                "the ONNX {what} output `{name}` is {}, csra-edge reads [N, C{}] (rank {rank})",
+                ShapeDisplay(dims),
+                if rank == 4 { ", h, w" } else { "" }
+            ));
+        }
+        let classes = declared_shape(output).and_then(|d| d.get(1).and_then(Dim::fixed));
+        if let Some(classes) = classes.filter(|&c| c != manifest.num_classes) {
+            problems.push(format!(
+                "the manifest lists {} classes, the ONNX {what} output `{name}` has {classes}",
+                manifest.num_classes
+            ));
+        }
+    };
     check_output(&outputs.logits, "logits", 2);
     check_output(&outputs.probs, "probs", 2);
     if let Some(attention) = &outputs.attention {

@@ -79,7 +79,10 @@ fn set_elem_type(proto: &mut ModelProto, input: usize, elem: DataType) {
     tensor.elem_type = elem as i32;
 }
 
-fn output_dims<'a>(proto: &'a mut ModelProto, name: &str) -> &'a mut Vec<csra_onnx::pb::tensor_shape_proto::Dimension> {
+fn output_dims<'a>(
+    proto: &'a mut ModelProto,
+    name: &str,
+) -> &'a mut Vec<csra_onnx::pb::tensor_shape_proto::Dimension> {
     let value = graph(proto)
         .output
         .iter_mut()
@@ -110,7 +113,9 @@ fn info_and_run_refuse_the_same_broken_models() {
         ),
         (
             "int64 input",
-            mutated(dir.path(), "int64", |m| set_elem_type(m, 0, DataType::Int64)),
+            mutated(dir.path(), "int64", |m| {
+                set_elem_type(m, 0, DataType::Int64)
+            }),
             &["INT64", "float32"],
         ),
         (
@@ -136,7 +141,8 @@ fn info_and_run_refuse_the_same_broken_models() {
             "class count",
             mutated(dir.path(), "classes", |m| {
                 let dims = output_dims(m, "probs");
-                dims[1].value = Some(csra_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(7));
+                dims[1].value =
+                    Some(csra_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(7));
             }),
             &["6 classes", "has 7"],
         ),
@@ -165,34 +171,60 @@ fn broken_manifests_profiles_and_model_files_name_the_file_and_the_fix() {
     manifest["input"]["height"] = 100_000.into();
     std::fs::write(huge.join("model.manifest.json"), manifest.to_string()).unwrap();
     let output = run(&["--model", s(&huge), "--input", s(&dog)]);
-    assert_refused("huge input", &output, 1, &["model.manifest.json", "100000x100000", "re-export"]);
+    assert_refused(
+        "huge input",
+        &output,
+        1,
+        &["model.manifest.json", "100000x100000", "re-export"],
+    );
 
     // A labels file from another export.
     let stale = dir.path().join("stale");
     std::fs::create_dir(&stale).unwrap();
     std::fs::copy(&model.onnx, stale.join("model.onnx")).unwrap();
     std::fs::write(stale.join("model.manifest.json"), &manifest_text).unwrap();
-    std::fs::write(stale.join("labels.txt"), "person\nbicycle\ncar\ndog\nhorse\ntraffic light\n")
-        .unwrap();
+    std::fs::write(
+        stale.join("labels.txt"),
+        "person\nbicycle\ncar\ndog\nhorse\ntraffic light\n",
+    )
+    .unwrap();
     let output = run(&["--model", s(&stale), "--input", s(&dog)]);
-    assert_refused("stale labels", &output, 1, &["labels.txt", "\"horse\"", "re-export"]);
+    assert_refused(
+        "stale labels",
+        &output,
+        1,
+        &["labels.txt", "\"horse\"", "re-export"],
+    );
 
     // An .onnx with no manifest beside it.
     let lone = dir.path().join("lone.onnx");
     std::fs::copy(&model.onnx, &lone).unwrap();
     let output = run(&["--model", s(&lone), "--input", s(&dog)]);
-    assert_refused("no manifest", &output, 1, &["lone.manifest.json", "csra-host export", "csra-edge graft"]);
+    assert_refused(
+        "no manifest",
+        &output,
+        1,
+        &["lone.manifest.json", "csra-host export", "csra-edge graft"],
+    );
 
     // A manifest that is not JSON, and an ONNX file that is not protobuf.
     let junk = dir.path().join("junk");
     std::fs::create_dir(&junk).unwrap();
-    std::fs::write(junk.join("model.manifest.json"), "{\"format\": \"csra-manifest\",").unwrap();
+    std::fs::write(
+        junk.join("model.manifest.json"),
+        "{\"format\": \"csra-manifest\",",
+    )
+    .unwrap();
     let output = run(&["--model", s(&junk), "--input", s(&dog)]);
     assert_refused("truncated manifest", &output, 1, &["model.manifest.json"]);
     let garbage = dir.path().join("garbage");
     std::fs::create_dir(&garbage).unwrap();
     std::fs::write(garbage.join("model.manifest.json"), &manifest_text).unwrap();
-    std::fs::write(garbage.join("model.onnx"), b"\x08\x07not an onnx file at all").unwrap();
+    std::fs::write(
+        garbage.join("model.onnx"),
+        b"\x08\x07not an onnx file at all",
+    )
+    .unwrap();
     let output = run(&["--model", s(&garbage), "--input", s(&dog)]);
     assert_refused("garbage onnx", &output, 1, &["model.onnx"]);
 
@@ -200,25 +232,46 @@ fn broken_manifests_profiles_and_model_files_name_the_file_and_the_fix() {
     let profile = include_str!("../../../devices/x86-cpu.toml");
     for (from, to, needle) in [
         ("threads = 0", "threads = 100000", "threads = 100000"),
-        ("input_size = 224", "input_size = 100000", "input_size = 100000"),
+        (
+            "input_size = 224",
+            "input_size = 100000",
+            "input_size = 100000",
+        ),
         ("rate = 30", "rate = 0", "rate = 0"),
     ] {
         let path = dir.path().join("bad-profile.toml");
         std::fs::write(&path, profile.replace(from, to)).unwrap();
         let output = edge()
-            .args(["--device", s(&path), "--model", s(&model.dir), "--input", s(&dog)])
+            .args([
+                "--device",
+                s(&path),
+                "--model",
+                s(&model.dir),
+                "--input",
+                s(&dog),
+            ])
             .output()
             .unwrap();
         assert_refused(to, &output, 1, &["bad-profile.toml", needle]);
     }
 
     // A missing file is said once, not twice.
-    let output = run(&["--model", s(&model.dir), "--input", "/nonexistent/photo.jpg"]);
+    let output = run(&[
+        "--model",
+        s(&model.dir),
+        "--input",
+        "/nonexistent/photo.jpg",
+    ]);
     let err = stderr(&output);
     assert_refused("missing input", &output, 1, &["/nonexistent/photo.jpg"]);
     let missing_profile = run_profile("/nonexistent/profile.toml", &model.dir, &dog);
     let profile_err = stderr(&missing_profile);
-    assert_refused("missing profile", &missing_profile, 1, &["/nonexistent/profile.toml"]);
+    assert_refused(
+        "missing profile",
+        &missing_profile,
+        1,
+        &["/nonexistent/profile.toml"],
+    );
     for text in [&err, &profile_err] {
         let os = "No such file or directory (os error 2)";
         assert!(text.matches(os).count() <= 1, "{text}");
@@ -227,7 +280,14 @@ fn broken_manifests_profiles_and_model_files_name_the_file_and_the_fix() {
 
 fn run_profile(profile: &str, model: &Path, input: &Path) -> Output {
     edge()
-        .args(["--device", profile, "--model", s(model), "--input", s(input)])
+        .args([
+            "--device",
+            profile,
+            "--model",
+            s(model),
+            "--input",
+            s(input),
+        ])
         .output()
         .unwrap()
 }
@@ -242,15 +302,30 @@ fn out_of_range_flag_values_are_refused_before_the_run() {
     std::fs::write(&file, b"x").unwrap();
     let unwritable = file.join("attention");
     let cases: Vec<(Vec<&str>, &[&str])> = vec![
-        (vec!["--stats-interval", "2e19"], &["--stats-interval 20000000000000000000", "at most 86400"]),
+        (
+            vec!["--stats-interval", "2e19"],
+            &["--stats-interval 20000000000000000000", "at most 86400"],
+        ),
         (vec!["--stats-interval", "nan"], &["--stats-interval NaN"]),
         (vec!["--threads", "1000"], &["--threads 1000", "pass 1 to"]),
         (vec!["--threshold", "-1"], &["--threshold -1", "[0, 1]"]),
-        (vec!["--hysteresis", "0.6"], &["--hysteresis 0.6", "lowest threshold", "never turn off"]),
-        (vec!["--threshold", "0.3", "--hysteresis", "0.3"], &["--hysteresis 0.3", "--threshold"]),
-        (vec!["--save-attention", s(&unwritable), "--attention-every", "0"], &["--attention-every 0"]),
+        (
+            vec!["--hysteresis", "0.6"],
+            &["--hysteresis 0.6", "lowest threshold", "never turn off"],
+        ),
+        (
+            vec!["--threshold", "0.3", "--hysteresis", "0.3"],
+            &["--hysteresis 0.3", "--threshold"],
+        ),
+        (
+            vec!["--save-attention", s(&unwritable), "--attention-every", "0"],
+            &["--attention-every 0"],
+        ),
         (vec!["--frames", "0"], &["--frames 0"]),
-        (vec!["--save-attention", s(&unwritable)], &["a-file/attention", "pass a folder you can write to"]),
+        (
+            vec!["--save-attention", s(&unwritable)],
+            &["a-file/attention", "pass a folder you can write to"],
+        ),
         (vec!["--ema", "-0.5"], &["--ema -0.5", "(0, 1]"]),
     ];
     for (extra, needles) in cases {
@@ -262,7 +337,12 @@ fn out_of_range_flag_values_are_refused_before_the_run() {
         .args(["bench", "--threads", "0", s(&model.dir)])
         .output()
         .unwrap();
-    assert_refused("bench --threads 0", &output, 1, &["--threads 0", "pass 1 to"]);
+    assert_refused(
+        "bench --threads 0",
+        &output,
+        1,
+        &["--threads 0", "pass 1 to"],
+    );
 }
 
 #[test]
@@ -288,7 +368,15 @@ fn results_that_cannot_be_written_are_counted_and_exit_3() {
     let model = common::write_model(dir.path(), 7);
     let full = File::options().write(true).open("/dev/full").unwrap();
     let output = edge()
-        .args(["--device", "x86-cpu", "--threads", "1", "--model", s(&model.dir), "--input"])
+        .args([
+            "--device",
+            "x86-cpu",
+            "--threads",
+            "1",
+            "--model",
+            s(&model.dir),
+            "--input",
+        ])
         .arg(common::photos_dir())
         .stdout(full)
         .output()
@@ -320,13 +408,23 @@ fn bench_measures_the_good_models_and_names_the_broken_one() {
     std::fs::create_dir(&broken).unwrap();
     std::fs::write(broken.join("model.manifest.json"), "{}").unwrap();
     let output = edge()
-        .args(["bench", "--device", "x86-cpu", "--runs", "2", "--warmup", "0"])
+        .args([
+            "bench", "--device", "x86-cpu", "--runs", "2", "--warmup", "0",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
-    assert_refused("bench", &output, 1, &["1 of 2 model(s) could not be measured", "heads-2"]);
+    assert_refused(
+        "bench",
+        &output,
+        1,
+        &["1 of 2 model(s) could not be measured", "heads-2"],
+    );
     let stdout = String::from_utf8(output.stdout).unwrap();
-    let rows: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 1, "{stdout}");
     assert!(rows[0]["model"].as_str().unwrap().ends_with("heads-1"));
 }
@@ -340,7 +438,15 @@ fn a_non_utf8_input_path_runs() {
     let photo = dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.jpg"));
     std::fs::copy(dog(), &photo).unwrap();
     let output = edge()
-        .args(["--device", "x86-cpu", "--threads", "1", "--model", s(&model.dir), "--input"])
+        .args([
+            "--device",
+            "x86-cpu",
+            "--threads",
+            "1",
+            "--model",
+            s(&model.dir),
+            "--input",
+        ])
         .arg(&photo)
         .output()
         .unwrap();
@@ -355,7 +461,12 @@ fn a_camera_that_is_not_a_camera_says_how_to_find_one() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::write_model(dir.path(), 10);
     let output = run(&["--model", s(&model.dir), "--camera", "/dev/null"]);
-    assert_refused("/dev/null", &output, 1, &["/dev/null", "not a V4L2", "csra-edge probe"]);
+    assert_refused(
+        "/dev/null",
+        &output,
+        1,
+        &["/dev/null", "not a V4L2", "csra-edge probe"],
+    );
 }
 
 /// SIGTERM while the run is still starting (here: waiting for a broker that accepts the TCP
@@ -367,7 +478,15 @@ fn a_signal_during_start_up_exits_at_once() {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("mqtt://127.0.0.1:{}/t", silent.local_addr().unwrap().port());
     let mut child = edge()
-        .args(["--device", "x86-cpu", "--threads", "1", "--loop", "--mqtt", &url])
+        .args([
+            "--device",
+            "x86-cpu",
+            "--threads",
+            "1",
+            "--loop",
+            "--mqtt",
+            &url,
+        ])
         .args(["--model", s(&model.dir), "--input", s(&dog())])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -382,7 +501,12 @@ fn a_signal_during_start_up_exits_at_once() {
     assert!(status.success());
     let exit = wait(&mut child, Duration::from_secs(30));
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(exit.code(), Some(0), "{err}");
     assert!(err.contains("during start-up"), "{err}");
 }
@@ -404,7 +528,15 @@ fn a_closed_pipe_ends_the_run_without_a_torn_line() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::write_model(dir.path(), 12);
     let mut child = edge()
-        .args(["--device", "x86-cpu", "--threads", "1", "--loop", "--model", s(&model.dir)])
+        .args([
+            "--device",
+            "x86-cpu",
+            "--threads",
+            "1",
+            "--loop",
+            "--model",
+            s(&model.dir),
+        ])
         .arg("--input")
         .arg(common::photos_dir())
         .stdout(Stdio::piped())
@@ -418,7 +550,12 @@ fn a_closed_pipe_ends_the_run_without_a_torn_line() {
     drop(stdout);
     let exit = wait(&mut child, Duration::from_secs(30));
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(exit.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }

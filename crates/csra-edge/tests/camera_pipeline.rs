@@ -63,7 +63,11 @@ impl Sink for Collect {
     fn delivery(&self) -> Delivery {
         Delivery {
             target: "memory".into(),
-            lines: self.0.lock().expect("no panic while holding the lines").len() as u64,
+            lines: self
+                .0
+                .lock()
+                .expect("no panic while holding the lines")
+                .len() as u64,
             lost: 0,
         }
     }

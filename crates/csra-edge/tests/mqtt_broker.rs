@@ -5,7 +5,6 @@
 //! Needs `mosquitto` and `mosquitto_passwd` on PATH (`scripts/test.sh` installs them); without
 //! them the tests fail, saying so.
 
-#[allow(clippy::unwrap_used)]
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
@@ -332,6 +331,9 @@ fn a_signal_while_the_broker_is_down_reports_the_lost_lines_and_exits_3() {
         .filter_map(|n| n.parse().ok())
         .collect();
     let (lines, lost) = (numbers[numbers.len() - 2], numbers[numbers.len() - 1]);
-    assert!(lost > QUEUE_CAPACITY as u64 / 2 && lost <= lines, "{delivery}");
+    assert!(
+        lost > QUEUE_CAPACITY as u64 / 2 && lost <= lines,
+        "{delivery}"
+    );
     assert!(log.contains("the run finished but lost"), "{log}");
 }

@@ -429,9 +429,13 @@ fn a_nan_output_is_a_skipped_frame_and_never_enters_the_smoothing() {
     let mut post = PostprocessConfig::from_manifest(&files.manifest, None);
     post.thresholds = vec![0.0; post.thresholds.len()];
     post.smoothing = Smoothing::Ema(0.5);
-    let mut pipeline =
-        Pipeline::new(&files.manifest, Box::new(backend), post, PipelineOptions::default())
-            .unwrap();
+    let mut pipeline = Pipeline::new(
+        &files.manifest,
+        Box::new(backend),
+        post,
+        PipelineOptions::default(),
+    )
+    .unwrap();
     let sink = Collect::default();
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(sink.clone())];
     let summary = pipeline

@@ -133,7 +133,8 @@ pub fn mqtt_url(data: &[u8]) {
 /// The frame path's preprocessor for a 64×64 model.
 fn preprocessor() -> Preprocessor {
     let text = include_str!("fuzz.manifest.json");
-    let manifest = Manifest::parse(text, Path::new("fuzz.manifest.json")).expect("a valid manifest");
+    let manifest =
+        Manifest::parse(text, Path::new("fuzz.manifest.json")).expect("a valid manifest");
     Preprocessor::new(&manifest)
 }
 
@@ -142,7 +143,13 @@ pub fn frame_jpeg(data: &[u8]) {
     let mut pre = preprocessor();
     let mut input = vec![0.0; pre.input_len()];
     let frame = Frame::encoded(data.to_vec(), 0, "fuzz".into());
-    let _ = pre.run(&Frame { format: PixelFormat::Mjpeg, ..frame.clone() }, &mut input);
+    let _ = pre.run(
+        &Frame {
+            format: PixelFormat::Mjpeg,
+            ..frame.clone()
+        },
+        &mut input,
+    );
     let _ = pre.run(&frame, &mut input);
 }
 
@@ -163,6 +170,8 @@ pub fn frame_yuyv(data: &[u8]) {
         sequence: 0,
         captured: Instant::now(),
         origin: "fuzz".into(),
+        pts: None,
+        in_source: None,
     };
     let mut pre = preprocessor();
     let mut input = vec![0.0; pre.input_len()];

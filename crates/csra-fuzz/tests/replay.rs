@@ -26,8 +26,8 @@ fn every_target_has_its_cargo_fuzz_binary() {
     let targets = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/fuzz_targets");
     for (name, _) in csra_fuzz::TARGETS {
         let file = targets.join(format!("{name}.rs"));
-        let text = std::fs::read_to_string(&file)
-            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert!(
             text.contains(&format!("csra_fuzz::{name}(")),
             "{} does not call csra_fuzz::{name}",

@@ -219,17 +219,20 @@ fn packed_geometry(
 ) -> Result<(usize, usize, usize), ImageError> {
     let width = raw.width as usize;
     let height = raw.height as usize;
+    // Found by fuzzing: a 0×N frame reached the converters, whose row iterators panic on it.
+    if width == 0 || height == 0 {
+        return Err(ImageError::Geometry(format!(
+            "a {}×{} {:?} frame has no pixels",
+            raw.width, raw.height, raw.format
+        )));
+    }
     let row = bytes_per_pixel * width;
     let stride = if raw.stride == 0 {
         row
     } else {
         raw.stride as usize
     };
-    let needed = if height == 0 {
-        0
-    } else {
-        stride * (height - 1) + row
-    };
+    let needed = stride * (height - 1) + row;
     if stride < row || raw.data.len() < needed {
         return Err(ImageError::Truncated {
             format: raw.format,

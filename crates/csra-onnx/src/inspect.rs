@@ -79,7 +79,7 @@ pub fn inspect(path: &Path) -> Result<ModelInfo, OnnxError> {
             .iter()
             .filter(|t| is_floating(t.data_type))
             .map(element_count)
-            .sum(),
+            .fold(0, u64::saturating_add),
         initializer_count: graph.initializer.len(),
     })
 }

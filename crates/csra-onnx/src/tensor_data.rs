@@ -29,13 +29,14 @@ pub(crate) fn i64_tensor(name: &str, dims: &[usize], data: &[i64]) -> TensorProt
     }
 }
 
-/// The number of elements the tensor's dimensions describe (1 for a scalar).
+/// The number of elements the tensor's dimensions describe (1 for a scalar), saturating: a
+/// file's dimensions are untrusted, and fuzzing found ones whose product overflows.
 pub(crate) fn element_count(tensor: &TensorProto) -> u64 {
     tensor
         .dims
         .iter()
         .map(|&d| u64::try_from(d).unwrap_or(0))
-        .product()
+        .fold(1, u64::saturating_mul)
 }
 
 /// The dimensions as sizes; `None` if one is negative.

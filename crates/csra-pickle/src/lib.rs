@@ -530,6 +530,8 @@ impl<'a> Machine<'a> {
 
     fn pop_mark(&mut self) -> Result<Vec<Value>, PickleError> {
         match self.marks.pop() {
+            // Found by fuzzing: opcodes after a MARK can pop below it.
+            Some(mark) if mark > self.stack.len() => self.error("the stack fell below its MARK"),
             Some(mark) => Ok(self.stack.split_off(mark)),
             None => self.error("no MARK to pop to"),
         }

@@ -215,10 +215,7 @@ fn camera(args: &Args) -> Result<FakeCamera> {
         unplugs,
         ..Faults::default()
     };
-    Ok(
-        FakeCamera::new(&args.photos, FakeFormat::Mjpeg, 1280, 720, args.fps)?
-            .with_faults(faults),
-    )
+    Ok(FakeCamera::new(&args.photos, FakeFormat::Mjpeg, 1280, 720, args.fps)?.with_faults(faults))
 }
 
 fn report_window(start: Instant, window: &Mutex<Window>, delivered: &AtomicU64, restarts: u32) {
@@ -347,7 +344,9 @@ fn subscribe(port: u16) -> Arc<Mutex<HashSet<u64>>> {
                         .ok()
                         .and_then(|v| v["frame"].as_u64());
                     if let Some(frame) = frame {
-                        seen.lock().unwrap_or_else(PoisonError::into_inner).insert(frame);
+                        seen.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .insert(frame);
                     }
                 }
                 Ok(_) => {}

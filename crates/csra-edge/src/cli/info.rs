@@ -31,7 +31,10 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
             model.onnx.display()
         );
     }
-    println!("manifest and ONNX agree, and the model runs on {}", backend.describe());
+    println!(
+        "manifest and ONNX agree, and the model runs on {}",
+        backend.describe()
+    );
     Ok(())
 }
 

@@ -228,7 +228,12 @@ impl RunState {
     }
 
     /// Logs the stats line when `every` has passed since the last one.
-    fn log_stats_when_due(&mut self, every: Duration, stream: StreamStats, sinks: &[Box<dyn Sink>]) {
+    fn log_stats_when_due(
+        &mut self,
+        every: Duration,
+        stream: StreamStats,
+        sinks: &[Box<dyn Sink>],
+    ) {
         if self.meter.elapsed(Instant::now()) >= every {
             let fps = self.meter.take(Instant::now());
             let lost = sinks.iter().map(|s| s.delivery().lost).sum();
@@ -430,7 +435,9 @@ impl Pipeline {
         let preprocessed = Instant::now();
         let outputs = self.backend.run(&self.input).map_err(FrameFailure::Fatal)?;
         let inferred = Instant::now();
-        outputs.check_probabilities().map_err(FrameFailure::BadOutput)?;
+        outputs
+            .check_probabilities()
+            .map_err(FrameFailure::BadOutput)?;
         let decision = self.postprocessor.update(&outputs.probs);
         let done = Instant::now();
         let ms = |from: Instant, to: Instant| {
@@ -475,10 +482,10 @@ impl Pipeline {
         };
         saver
             .save(
-            frame_number,
-            &frame.origin,
-            self.preprocessor.resized(),
-            maps,
+                frame_number,
+                &frame.origin,
+                self.preprocessor.resized(),
+                maps,
                 &processed.decision.labels,
                 &self.classes,
             )

@@ -300,7 +300,7 @@ impl Sink for MqttSink {
             Err(ClientError::Request(_)) => {
                 self.failed += 1;
                 Err(SinkError::Broker {
-                url: self.url.clone(),
+                    url: self.url.clone(),
                     reason: "the connection thread has stopped".into(),
                 })
             }

@@ -238,7 +238,12 @@ impl FrameSource for FakeCamera {
         self.next_tick += 1;
         // A late reader does not make the camera burst: the clock restarts from now.
         self.next_due = (self.next_due + self.interval).max(Instant::now());
-        let unplug = self.faults.unplugs.iter().find(|u| u.at_frame == tick).copied();
+        let unplug = self
+            .faults
+            .unplugs
+            .iter()
+            .find(|u| u.at_frame == tick)
+            .copied();
         if let Some(unplug) = unplug {
             self.open = false;
             self.unplugged_until = Some(Instant::now() + unplug.duration);

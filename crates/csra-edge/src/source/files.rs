@@ -215,7 +215,7 @@ mod tests {
         let file = format!("{folder}/c.txt");
         assert_eq!(names(expand_input(&file).unwrap()), ["c.txt"]);
         assert!(matches!(
-            expand_input(&format!("{folder}/*.gif")),
+            expand_input(format!("{folder}/*.gif")),
             Err(InputError::Empty { .. })
         ));
     }
@@ -239,7 +239,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(OsStr::from_bytes(b"caf\xe9.jpg"));
         std::fs::write(&path, b"x").unwrap();
-        assert_eq!(expand_input(path.as_os_str()).unwrap(), [path.clone()]);
+        assert_eq!(expand_input(path.as_os_str()).unwrap(), [path]);
         let missing = dir.path().join(OsStr::from_bytes(b"\xff*.jpg"));
         let err = expand_input(missing.as_os_str()).unwrap_err().to_string();
         assert!(err.contains("no such file"), "{err}");
@@ -251,7 +251,10 @@ mod tests {
         match stream.next() {
             Err(SourceError::Io { what, source }) => {
                 assert_eq!(what, "/dev/zero");
-                assert!(source.to_string().contains("larger than 256 MiB"), "{source}");
+                assert!(
+                    source.to_string().contains("larger than 256 MiB"),
+                    "{source}"
+                );
             }
             other => panic!("{:?}", other.map(|f| f.map(|f| f.data.len()))),
         }

@@ -113,6 +113,12 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let labels = class_labels(&args, &loaded.checkpoint)?;
     let members = members(&args, &meta.model.head)?;
     let input_size = args.input_size.unwrap_or(meta.image_size as usize);
+    if !(1..=csra_core::manifest::MAX_INPUT_SIDE as usize).contains(&input_size) {
+        bail!(
+            "--input-size {input_size}: pass the side in pixels, 1 to {} (CSRA models run at 224 to 576)",
+            csra_core::manifest::MAX_INPUT_SIDE
+        );
+    }
     let options = GraphOptions {
         input_size,
         dynamic_batch: args.dynamic_batch,
@@ -200,7 +206,9 @@ fn members(args: &ExportArgs, trained: &HeadSpec) -> anyhow::Result<Vec<Member>>
     let max_lambda = args
         .lambda
         .unwrap_or_else(|| heads::default_lambda(trained, HeadVariant::Max));
-    Ok(heads::family(&args.heads, csra_lambda, max_lambda)?
+    let family = heads::family(&args.heads, csra_lambda, max_lambda)
+        .with_context(|| format!("--heads {:?}", args.heads))?;
+    Ok(family
         .into_iter()
         .map(|(name, spec)| Member {
             files: ExportFiles::in_dir(&args.out.join(name)),
