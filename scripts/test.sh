@@ -18,8 +18,9 @@ source scripts/env.sh
 ensure_rust_components
 ensure_apt_packages libclang-dev mosquitto mosquitto-clients "${GSTREAMER_APT_PACKAGES[@]}"
 # csra-edge's GStreamer source and the loopback RTSP server of its tests are features (they
-# link the system's GStreamer); they are built, linted and tested here.
-features=(--features csra-edge/gstreamer,csra-edge/rtsp-test-server)
+# link the system's GStreamer), and so is the ONNX Runtime backend (its tests load the
+# libonnxruntime.so of the venv's onnxruntime wheel); they are built, linted and tested here.
+features=(--features csra-edge/gstreamer,csra-edge/rtsp-test-server,csra-edge/onnxruntime)
 ensure_python_venv test
 use_python_venv
 # The Python references the tests compare against (they would find .venv by themselves; a

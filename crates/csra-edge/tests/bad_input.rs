@@ -409,7 +409,7 @@ fn bench_measures_the_good_models_and_names_the_broken_one() {
     std::fs::write(broken.join("model.manifest.json"), "{}").unwrap();
     let output = edge()
         .args([
-            "bench", "--device", "x86-cpu", "--runs", "2", "--warmup", "0",
+            "bench", "--json", "--device", "x86-cpu", "--runs", "2", "--warmup", "0",
         ])
         .arg(dir.path())
         .output()

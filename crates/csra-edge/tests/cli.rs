@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use csra_core::head::HeadSpec;
 use csra_edge::preprocess::Preprocessor;
 use csra_edge::source::Frame;
 use serde_json::Value;
@@ -19,6 +20,8 @@ fn edge() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_csra-edge"));
     // A fixed profile and one thread, whatever machine runs the tests.
     command.env("RUST_LOG", "info");
+    // `auto` would take an ONNX Runtime that this variable names; these tests expect tract.
+    command.env_remove("ORT_DYLIB_PATH");
     command
 }
 
@@ -307,10 +310,15 @@ fn bench_measures_a_heads_family() {
     for (seed, member) in [(1, "max"), (2, "2"), (3, "1"), (4, "baseline")] {
         let sub = dir.path().join(format!("heads-{member}"));
         std::fs::create_dir(&sub).unwrap();
-        common::write_model(&sub, seed);
+        let spec = match member {
+            "max" => HeadSpec::max(0.2).unwrap(),
+            "baseline" => HeadSpec::baseline(),
+            _ => HeadSpec::csra(2, 0.3).unwrap(),
+        };
+        common::write_model_with(&sub, seed, spec);
     }
     let output = edge()
-        .args(["bench", "--warmup", "1", "--runs", "5"])
+        .args(["bench", "--json", "--warmup", "1", "--runs", "5"])
         .arg(dir.path())
         .output()
         .unwrap();
@@ -329,11 +337,27 @@ fn bench_measures_a_heads_family() {
         ratios.contains(&1.0) && ratios.iter().all(|&r| r >= 1.0),
         "{ratios:?}"
     );
+    let baseline = rows[2]["p50_ms"].as_f64().unwrap();
     for row in &rows {
         assert_eq!(row["runs"], 5);
-        assert!(row["p50_ms"].as_f64().unwrap() <= row["p99_ms"].as_f64().unwrap());
+        let [p50, p90, p99] = ["p50_ms", "p90_ms", "p99_ms"].map(|k| row[k].as_f64().unwrap());
+        assert!(p50 <= p90 && p90 <= p99, "{row}");
+        assert!(row["peak_rss_mib"].as_f64().unwrap() > 1.0, "{row}");
+        let overhead = row["head_overhead_ms"].as_f64().unwrap();
+        assert!((overhead - (p50 - baseline)).abs() < 1e-9, "{row}");
     }
-    assert!(stderr(&output).contains("p50 ms"));
+    // Without --json: the table, on stdout.
+    let output = edge()
+        .args(["bench", "--warmup", "0", "--runs", "2"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        table.contains("p50 ms") && table.contains("heads-baseline"),
+        "{table}"
+    );
 }
 
 fn assert_fails(output: &Output, needles: &[&str]) {
@@ -579,7 +603,7 @@ fn auto_without_tensorrt_runs_tract_and_says_why() {
         assert_ok(&output);
         let text = stderr(&output);
         assert!(
-            text.contains("auto: not TensorRT, because TensorRT is not available"),
+            text.contains("auto: tract (not TensorRT, because TensorRT is not available"),
             "{text}"
         );
         assert!(text.contains("backend: tract"), "{text}");
@@ -634,7 +658,7 @@ fn a_stand_in_tensorrt_builds_and_caches_an_engine_and_a_mismatch_is_reported() 
     assert_ok(&output);
     let text = stderr(&output);
     assert!(
-        text.contains("auto: not TensorRT") && text.contains("48 values"),
+        text.contains("auto: tract (not TensorRT") && text.contains("48 values"),
         "{text}"
     );
 }

@@ -168,6 +168,15 @@ impl fmt::Display for PickleError {
     }
 }
 
+/// How deep containers may nest. A state dict's records nest about four deep; a deeper pickle
+/// is not one, and unbounded nesting (one byte per level) overflows the stack when the values
+/// are cloned or dropped (found by fuzzing).
+pub const MAX_DEPTH: usize = 32;
+
+/// How many values the memo may copy in all: each memo reference copies its value, so a
+/// pickle can double a value with every few bytes.
+pub const MAX_COPIED_VALUES: usize = 1 << 22;
+
 /// The Python callables and classes a state dict pickle may name.
 #[derive(Debug, Clone, PartialEq)]
 enum Global {
@@ -205,6 +214,26 @@ enum Value {
 }
 
 impl Value {
+    /// The items a container holds directly; none for the rest.
+    fn children(&self) -> Box<dyn Iterator<Item = &Value> + '_> {
+        match self {
+            Value::Tuple(items) | Value::List(items) => Box::new(items.iter()),
+            Value::Dict(items) => Box::new(items.iter().flat_map(|(k, v)| [k, v])),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+
+    /// How deep it nests (a leaf is 1). The recursion is bounded: every value the machine
+    /// holds nests at most [`MAX_DEPTH`] deep.
+    fn depth(&self) -> usize {
+        1 + self.children().map(Value::depth).max().unwrap_or(0)
+    }
+
+    /// How many values it is made of, itself included.
+    fn size(&self) -> usize {
+        1 + self.children().map(Value::size).sum::<usize>()
+    }
+
     /// A short description for error messages.
     fn describe(&self) -> String {
         match self {
@@ -268,6 +297,8 @@ struct Machine<'a> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
+    /// Values the memo has copied so far, against [`MAX_COPIED_VALUES`].
+    copied: usize,
 }
 
 impl<'a> Machine<'a> {
@@ -279,7 +310,31 @@ impl<'a> Machine<'a> {
             stack: Vec::new(),
             marks: Vec::new(),
             memo: HashMap::new(),
+            copied: 0,
         }
+    }
+
+    /// Refuses `items` as the contents of a container when that would nest deeper than
+    /// [`MAX_DEPTH`].
+    fn check_nesting(&self, items: &[Value]) -> Result<(), PickleError> {
+        if items.iter().any(|item| item.depth() >= MAX_DEPTH) {
+            return self.error(format!(
+                "values nest more than {MAX_DEPTH} deep, which no state dict does"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts a memo copy of `value` against [`MAX_COPIED_VALUES`].
+    fn count_copy(&mut self, value: &Value) -> Result<(), PickleError> {
+        self.copied = self.copied.saturating_add(value.size());
+        if self.copied > MAX_COPIED_VALUES {
+            return self.error(format!(
+                "memo references copy more than {MAX_COPIED_VALUES} values, which no state \
+                 dict does"
+            ));
+        }
+        Ok(())
     }
 
     fn error<T>(&self, message: impl Into<String>) -> Result<T, PickleError> {
@@ -325,6 +380,7 @@ impl<'a> Machine<'a> {
             op::EMPTY_TUPLE => self.stack.push(Value::Tuple(Vec::new())),
             op::TUPLE => {
                 let items = self.pop_mark()?;
+                self.check_nesting(&items)?;
                 self.stack.push(Value::Tuple(items));
             }
             op::TUPLE1..=op::TUPLE3 => {
@@ -333,6 +389,7 @@ impl<'a> Machine<'a> {
                     return self.error("stack underflow");
                 }
                 let items = self.stack.split_off(self.stack.len() - n);
+                self.check_nesting(&items)?;
                 self.stack.push(Value::Tuple(items));
             }
             op::NONE => self.stack.push(Value::None),
@@ -538,13 +595,12 @@ impl<'a> Machine<'a> {
     }
 
     fn put(&mut self, index: u32) -> Result<(), PickleError> {
-        match self.stack.last() {
-            Some(value) => {
-                self.memo.insert(index, value.clone());
-                Ok(())
-            }
-            None => self.error("memoizing an empty stack"),
-        }
+        let Some(value) = self.stack.last().cloned() else {
+            return self.error("memoizing an empty stack");
+        };
+        self.count_copy(&value)?;
+        self.memo.insert(index, value);
+        Ok(())
     }
 
     fn get(&mut self, index: u32) -> Result<(), PickleError> {
@@ -555,7 +611,9 @@ impl<'a> Machine<'a> {
                 self.error("a dict or list is referenced twice, which this reader does not support")
             }
             Some(value) => {
-                self.stack.push(value.clone());
+                let value = value.clone();
+                self.count_copy(&value)?;
+                self.stack.push(value);
                 Ok(())
             }
             None => self.error(format!("memo entry {index} is not set")),
@@ -566,6 +624,7 @@ impl<'a> Machine<'a> {
         if !items.len().is_multiple_of(2) {
             return self.error("SETITEMS with an odd number of values");
         }
+        self.check_nesting(&items)?;
         let Some(Value::Dict(dict)) = self.stack.last_mut() else {
             return self.error("SETITEM(S) on something that is not a dict");
         };
@@ -580,6 +639,7 @@ impl<'a> Machine<'a> {
     }
 
     fn extend_list(&mut self, items: Vec<Value>) -> Result<(), PickleError> {
+        self.check_nesting(&items)?;
         match self.stack.last_mut() {
             Some(Value::List(list)) => {
                 list.extend(items);

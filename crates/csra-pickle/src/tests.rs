@@ -256,3 +256,50 @@ fn refuses_a_tensor_with_mismatched_size_and_stride() {
     let err = read_state_dict(&pickle).unwrap_err();
     assert!(err.message.contains("differ in length"), "{err}");
 }
+
+#[test]
+fn refuses_nesting_too_deep_to_clone_or_drop() {
+    // Found by fuzzing: `()` then TUPLE1 a million times (one byte a level) overflowed the
+    // stack of the derived Clone and Drop.
+    let mut p = Pickle::new().op(b')');
+    for _ in 0..1_000_000 {
+        p = p.op(0x85);
+    }
+    let err = read_state_dict(&p.stop()).unwrap_err();
+    assert!(err.message.contains("nest more than 32 deep"), "{err}");
+    // Exactly MAX_DEPTH is allowed (then refused as not a dict, which is the next check).
+    let mut p = Pickle::new().op(b')');
+    for _ in 1..MAX_DEPTH {
+        p = p.op(0x85);
+    }
+    let err = read_state_dict(&p.stop()).unwrap_err();
+    assert!(err.message.contains("not a state dict"), "{err}");
+    // Lists count too: MAX_DEPTH + 1 empty lists, each appended into the one below it.
+    let mut p = Pickle::new();
+    for _ in 0..=MAX_DEPTH {
+        p = p.op(b']');
+    }
+    for _ in 0..MAX_DEPTH {
+        p = p.op(b'a');
+    }
+    let err = read_state_dict(&p.stop()).unwrap_err();
+    assert!(err.message.contains("nest more than 32 deep"), "{err}");
+}
+
+#[test]
+fn refuses_memo_references_that_double_a_value() {
+    // x = (x, x), 40 times: 2^40 values from 200 bytes.
+    let mut p = Pickle::new().op(b')').op(b'q').raw(&[0]);
+    for _ in 0..40 {
+        p = p
+            .op(b'h')
+            .raw(&[0])
+            .op(b'h')
+            .raw(&[0])
+            .op(0x86)
+            .op(b'q')
+            .raw(&[0]);
+    }
+    let err = read_state_dict(&p.stop()).unwrap_err();
+    assert!(err.message.contains("copy more than"), "{err}");
+}

@@ -135,3 +135,38 @@ mod tests {
         );
     }
 }
+
+/// The `libonnxruntime.so` inside the Python reference's `onnxruntime` wheel, for the ONNX
+/// Runtime backend's tests.
+///
+/// Panics with [`PYTHON_SETUP`] when the wheel or its library is missing.
+pub fn onnxruntime_library() -> PathBuf {
+    let output = std::process::Command::new(python())
+        .args([
+            "-c",
+            "import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi'))",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("running the Python reference: {e}; {PYTHON_SETUP}"));
+    assert!(
+        output.status.success(),
+        "the Python reference has no onnxruntime: {}; {PYTHON_SETUP}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let capi = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    std::fs::read_dir(&capi)
+        .unwrap_or_else(|e| panic!("{}: {e}; {PYTHON_SETUP}", capi.display()))
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| {
+            path.file_name()
+                .and_then(OsStr::to_str)
+                .is_some_and(|name| name.starts_with("libonnxruntime.so"))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no libonnxruntime.so* in {}; {PYTHON_SETUP}",
+                capi.display()
+            )
+        })
+}

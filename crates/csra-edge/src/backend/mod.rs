@@ -1,10 +1,15 @@
 //! What runs the network: a small trait with one implementation per inference engine, tract
-//! (pure Rust, CPU) and TensorRT (GPU, through csra-trt), and the choice between them.
+//! (pure Rust, CPU), ONNX Runtime (CPU, feature `onnxruntime`) and TensorRT (GPU, through
+//! csra-trt), and the choice between them.
 
+#[cfg(feature = "onnxruntime")]
+mod onnxruntime;
 mod select;
 mod tensorrt;
 mod tract;
 
+#[cfg(feature = "onnxruntime")]
+pub use self::onnxruntime::OnnxruntimeBackend;
 pub use self::select::{default_engine_cache, load_backend, BackendConfig, BackendKind, Selected};
 pub use self::tensorrt::TensorrtBackend;
 pub use self::tract::TractBackend;
@@ -100,6 +105,14 @@ pub enum BackendError {
         threads: usize,
         /// The system's complaint.
         reason: String,
+    },
+    /// The engine asked for is not in this build.
+    #[error("this csra-edge was built without {engine}; rebuild it with `--features {feature}`, or pick another --backend")]
+    NotBuilt {
+        /// The engine's name.
+        engine: &'static str,
+        /// The cargo feature that adds it.
+        feature: &'static str,
     },
     /// Running the network failed.
     #[error("inference failed: {0}")]

@@ -1,5 +1,6 @@
-//! Which backend runs a model: `auto` (TensorRT when it loads and a GPU is there, else
-//! tract), `tensorrt` (or an error saying what is missing) or `tract`, with the reason for the
+//! Which backend runs a model: `auto` (TensorRT when it loads and a GPU is there, else ONNX
+//! Runtime when this build has it and its library loads, else tract), `tensorrt` or
+//! `onnxruntime` (or an error saying what is missing) or `tract`, with the reason for the
 //! choice logged.
 
 use std::path::PathBuf;
@@ -13,10 +14,13 @@ use crate::model::ModelFiles;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
-    /// TensorRT when its libraries load and a GPU is present, else tract.
+    /// TensorRT when its libraries load and a GPU is present, else ONNX Runtime when built in
+    /// and loadable, else tract.
     Auto,
     /// NVIDIA TensorRT on the GPU (and DLA); an error when it cannot run.
     Tensorrt,
+    /// ONNX Runtime on the CPU (feature `onnxruntime`); an error when it cannot run.
+    Onnxruntime,
     /// tract on the CPU.
     Tract,
 }
@@ -26,8 +30,10 @@ pub enum BackendKind {
 pub struct BackendConfig {
     /// The engine asked for.
     pub kind: BackendKind,
-    /// CPU threads for tract.
+    /// CPU threads for tract and ONNX Runtime.
     pub threads: usize,
+    /// `libonnxruntime.so` [default: `ORT_DYLIB_PATH`, else the dynamic loader's search].
+    pub onnxruntime_library: Option<PathBuf>,
     /// How TensorRT builds and caches engines.
     pub tensorrt: csra_trt::Options,
 }
@@ -42,30 +48,42 @@ pub struct Selected {
 
 /// Loads `model` into the engine `config` asks for.
 ///
-/// `auto` falls back to tract when TensorRT is missing, finds no GPU or cannot build the
-/// model, and says which in [`Selected::reason`]; an explicit `tensorrt` returns those as
-/// errors instead.
+/// `auto` falls back when TensorRT is missing, finds no GPU or cannot build the model (and
+/// again when ONNX Runtime is not built in or does not load), and says why in
+/// [`Selected::reason`]; an explicit `tensorrt` or `onnxruntime` returns those as errors
+/// instead.
 pub fn load_backend(model: &ModelFiles, config: &BackendConfig) -> Result<Selected, BackendError> {
+    let selected = |backend: Box<dyn Backend>, reason: String| Selected { backend, reason };
     match config.kind {
-        BackendKind::Tract => tract(model, config, "--backend tract".to_owned()),
-        BackendKind::Tensorrt => {
-            let backend = tensorrt(model, config)?;
-            Ok(Selected {
-                backend: Box::new(backend),
-                reason: "--backend tensorrt".to_owned(),
-            })
+        BackendKind::Tract => Ok(selected(tract(model, config)?, "--backend tract".into())),
+        BackendKind::Onnxruntime => Ok(selected(
+            onnxruntime(model, config)?,
+            "--backend onnxruntime".into(),
+        )),
+        BackendKind::Tensorrt => Ok(selected(
+            Box::new(tensorrt(model, config)?),
+            "--backend tensorrt".into(),
+        )),
+        BackendKind::Auto => {
+            let not_tensorrt = match tensorrt(model, config) {
+                Ok(backend) => {
+                    let reason = "auto: TensorRT loaded and found a GPU".into();
+                    return Ok(selected(Box::new(backend), reason));
+                }
+                Err(error) => format!("not TensorRT, because {error}"),
+            };
+            let not_onnxruntime = match onnxruntime(model, config) {
+                Ok(backend) => {
+                    let reason = format!("auto: ONNX Runtime ({not_tensorrt})");
+                    return Ok(selected(backend, reason));
+                }
+                // Without the feature there is nothing to explain: tract is the CPU engine.
+                Err(BackendError::NotBuilt { .. }) => String::new(),
+                Err(error) => format!("; not ONNX Runtime, because {error}"),
+            };
+            let reason = format!("auto: tract ({not_tensorrt}{not_onnxruntime})");
+            Ok(selected(tract(model, config)?, reason))
         }
-        BackendKind::Auto => match tensorrt(model, config) {
-            Ok(backend) => Ok(Selected {
-                backend: Box::new(backend),
-                reason: "auto: TensorRT loaded and found a GPU".to_owned(),
-            }),
-            Err(error) => tract(
-                model,
-                config,
-                format!("auto: not TensorRT, because {error}"),
-            ),
-        },
     }
 }
 
@@ -76,14 +94,31 @@ fn tensorrt(model: &ModelFiles, config: &BackendConfig) -> Result<TensorrtBacken
     TensorrtBackend::load(model, &library, &config.tensorrt)
 }
 
-fn tract(
+fn tract(model: &ModelFiles, config: &BackendConfig) -> Result<Box<dyn Backend>, BackendError> {
+    Ok(Box::new(TractBackend::load(model, config.threads)?))
+}
+
+#[cfg(feature = "onnxruntime")]
+fn onnxruntime(
     model: &ModelFiles,
     config: &BackendConfig,
-    reason: String,
-) -> Result<Selected, BackendError> {
-    Ok(Selected {
-        backend: Box::new(TractBackend::load(model, config.threads)?),
-        reason,
+) -> Result<Box<dyn Backend>, BackendError> {
+    let library = config.onnxruntime_library.as_deref();
+    Ok(Box::new(super::OnnxruntimeBackend::load(
+        model,
+        config.threads,
+        library,
+    )?))
+}
+
+#[cfg(not(feature = "onnxruntime"))]
+fn onnxruntime(
+    _model: &ModelFiles,
+    _config: &BackendConfig,
+) -> Result<Box<dyn Backend>, BackendError> {
+    Err(BackendError::NotBuilt {
+        engine: "ONNX Runtime",
+        feature: "onnxruntime",
     })
 }
 

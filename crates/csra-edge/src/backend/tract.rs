@@ -13,9 +13,11 @@ use crate::model::ModelFiles;
 const ENGINE: &str = "tract";
 
 /// A network loaded once with its input pinned to batch 1 and the manifest's size, optimised
-/// and made runnable.
+/// and made runnable, with one execution state kept for every frame.
 pub struct TractBackend {
-    plan: Arc<TypedRunnableModel>,
+    /// The plan's state, reused: `plan.run` would build a fresh one (its op states and
+    /// buffers) for every frame.
+    state: TypedSimpleState,
     input_shape: [usize; 4],
     num_classes: usize,
     has_attention: bool,
@@ -47,11 +49,11 @@ impl TractBackend {
             .and_then(|m| m.with_outputs_by_name(&names))
             .and_then(|m| m.into_typed())
             .map_err(load_error)?;
+        let plan =
+            multithread_tract_scope(executor.clone(), || typed.into_optimized()?.into_runnable())
+                .map_err(load_error)?;
         let backend = Self {
-            plan: multithread_tract_scope(executor.clone(), || {
-                typed.into_optimized()?.into_runnable()
-            })
-            .map_err(load_error)?,
+            state: plan.spawn().map_err(load_error)?,
             input_shape,
             num_classes: manifest.num_classes,
             has_attention: outputs.attention.is_some(),
@@ -143,9 +145,9 @@ impl Backend for TractBackend {
         }
         let tensor = Tensor::from_shape(&self.input_shape, input)
             .map_err(|e| BackendError::Run(format!("{e:#}")))?;
-        let plan = &self.plan;
+        let state = &mut self.state;
         let outputs = multithread_tract_scope(self.executor.clone(), || {
-            plan.run(tvec!(tensor.into_tvalue()))
+            state.run(tvec!(tensor.into_tvalue()))
         })
         .map_err(|e| BackendError::Run(format!("{e:#}")))?;
         let expected = 2 + usize::from(self.has_attention);

@@ -3,17 +3,19 @@
 //! result published to a real local `mosquitto`, for an hour or more, while the broker is
 //! restarted and the camera unplugged every few minutes.
 //!
-//! Every `--window` seconds it prints one JSON line: RSS, latency percentiles of that window,
-//! frames, bad frames and what the stream counted (dropped, reconnects). At the end it prints
+//! Every `--window` seconds it prints one JSON line: RSS, the live heap (now and the window's
+//! peak, from a counting allocator), latency percentiles of that window, frames, bad frames
+//! and what the stream counted (dropped, reconnects). RSS alone cannot tell a leak from the
+//! allocator keeping pages a burst once needed; the live heap can. At the end it prints
 //! the summary: lines handed to the MQTT sink, lost by its own count, and received by an
 //! independent subscriber, so "nothing lost that the counters do not show" is checked:
 //! `received (distinct) ≥ lines − lost`.
 
-use std::collections::HashSet;
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -30,6 +32,68 @@ use csra_edge::source::capture::{Capture, ReconnectPolicy};
 use csra_edge::source::fake::{FakeCamera, FakeFormat, Faults, Unplug};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
+
+/// The system allocator, counting the bytes allocated and not yet freed.
+struct CountingAllocator;
+
+/// Heap bytes allocated and not yet freed.
+static HEAP_LIVE: AtomicUsize = AtomicUsize::new(0);
+/// The most `HEAP_LIVE` has been since the last report.
+static HEAP_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+impl CountingAllocator {
+    fn grew(by: usize) {
+        let live = HEAP_LIVE.fetch_add(by, Ordering::Relaxed) + by;
+        HEAP_PEAK.fetch_max(live, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is passed to `System` unchanged; the counters are only arithmetic on
+// the sizes of the blocks that `System` handed out or took back.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc` is `System.alloc`'s.
+        let block = unsafe { System.alloc(layout) };
+        if !block.is_null() {
+            Self::grew(layout.size());
+        }
+        block
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let block = unsafe { System.alloc_zeroed(layout) };
+        if !block.is_null() {
+            Self::grew(layout.size());
+        }
+        block
+    }
+
+    unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
+        // SAFETY: `block` came from this allocator, that is from `System`, with `layout`.
+        unsafe { System.dealloc(block, layout) };
+        HEAP_LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: `block` came from `System` with `layout`, as `realloc` requires.
+        let moved = unsafe { System.realloc(block, layout, new_size) };
+        if !moved.is_null() {
+            HEAP_LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            Self::grew(new_size);
+        }
+        moved
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// Bytes as MiB, for the report lines.
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
 
 /// The soak's settings.
 #[derive(Parser)]
@@ -79,6 +143,18 @@ struct Window {
     frames: u64,
 }
 
+/// The one field of a result line the soak reads; serde skips the rest without building it.
+#[derive(serde::Deserialize)]
+struct TimedLine {
+    timings_ms: Total,
+}
+
+/// A line's `timings_ms.total`.
+#[derive(serde::Deserialize)]
+struct Total {
+    total: f64,
+}
+
 /// Forwards to the MQTT sink and keeps each line's capture-to-result latency.
 struct Recording {
     inner: MqttSink,
@@ -87,8 +163,8 @@ struct Recording {
 
 impl Sink for Recording {
     fn send(&mut self, line: &str) -> Result<(), SinkError> {
-        if let Ok(value) = serde_json::from_str::<Value>(line) {
-            let total = value["timings_ms"]["total"].as_f64().unwrap_or(f64::NAN);
+        if let Ok(timed) = serde_json::from_str::<TimedLine>(line) {
+            let total = timed.timings_ms.total;
             let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
             window.latencies.push(total);
             window.frames += 1;
@@ -111,7 +187,7 @@ fn run(args: &Args) -> Result<()> {
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating {} for the broker", dir.display()))?;
     let mut broker = Broker::start(port, &dir)?;
-    let received = subscribe(port);
+    let received = subscribe(port, camera_frames(args));
     let model = ModelFiles::locate(args.model.as_deref())?;
     let backend = Box::new(TractBackend::load(&model, args.threads)?);
     let options = PipelineOptions {
@@ -166,7 +242,10 @@ fn run(args: &Args) -> Result<()> {
     // The subscriber gets what is still in flight.
     thread::sleep(Duration::from_secs(3));
     drop(broker);
-    let received = received.lock().unwrap_or_else(PoisonError::into_inner);
+    let received = received
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .distinct;
     let mqtt = &summary.sinks[0];
     let line = json!({
         "summary": true,
@@ -180,27 +259,32 @@ fn run(args: &Args) -> Result<()> {
         "broker_restarts": restarts,
         "mqtt_lines": mqtt.lines,
         "mqtt_lost": mqtt.lost,
-        "received_distinct": received.len(),
+        "received_distinct": received,
         "rss_mib": rss_mib(),
+        "heap_live_mib": mib(HEAP_LIVE.load(Ordering::Relaxed)),
         "latency_p50_ms": summary.latency_p50_ms,
         "latency_p99_ms": summary.latency_p99_ms,
     });
     println!("{line}");
     let accounted = mqtt.lines - mqtt.lost;
-    if (received.len() as u64) < accounted {
+    if received < accounted {
         bail!(
-            "{} lines reached the subscriber but the sink counts {accounted} delivered: {} lost without a count",
-            received.len(),
-            accounted - received.len() as u64
+            "{received} lines reached the subscriber but the sink counts {accounted} delivered: {} lost without a count",
+            accounted - received
         );
     }
     Ok(())
 }
 
+/// How many frames the camera shows in the soak's length.
+fn camera_frames(args: &Args) -> u64 {
+    (args.minutes * 60.0 * args.fps) as u64
+}
+
 /// The fake camera with an unplug every `--unplug-every` seconds and a corrupt frame every
 /// 100.
 fn camera(args: &Args) -> Result<FakeCamera> {
-    let total = (args.minutes * 60.0 * args.fps) as u64;
+    let total = camera_frames(args);
     let every = (args.unplug_every as f64 * args.fps) as u64;
     let unplugs = (1..)
         .map(|i| i * every.max(1))
@@ -227,6 +311,8 @@ fn report_window(start: Instant, window: &Mutex<Window>, delivered: &AtomicU64, 
     let line = json!({
         "minute": start.elapsed().as_secs_f64() / 60.0,
         "rss_mib": rss_mib(),
+        "heap_live_mib": mib(HEAP_LIVE.load(Ordering::Relaxed)),
+        "heap_peak_mib": mib(HEAP_PEAK.swap(HEAP_LIVE.load(Ordering::Relaxed), Ordering::Relaxed)),
         "frames": frames,
         "camera_frames": delivered.load(Ordering::Relaxed),
         "latency_p50_ms": nearest_rank(&latencies, 0.5),
@@ -322,11 +408,38 @@ fn spawn_mosquitto(config: &std::path::Path) -> Result<Child> {
         .context("starting mosquitto (apt-get install mosquitto)")
 }
 
-/// A subscriber that stays subscribed across broker restarts and keeps the distinct frame
+/// The distinct frame numbers a subscriber received, as a bitmap sized for the whole soak
+/// up front, so the harness's own memory does not grow with the run it measures.
+struct Received {
+    seen: Vec<u64>,
+    distinct: u64,
+}
+
+impl Received {
+    fn with_room_for(frames: u64) -> Received {
+        Received {
+            seen: vec![0; frames.div_ceil(64) as usize + 1],
+            distinct: 0,
+        }
+    }
+
+    fn insert(&mut self, frame: u64) {
+        let (word, bit) = ((frame / 64) as usize, frame % 64);
+        if word >= self.seen.len() {
+            self.seen.resize(word + 1, 0);
+        }
+        if self.seen[word] & (1 << bit) == 0 {
+            self.seen[word] |= 1 << bit;
+            self.distinct += 1;
+        }
+    }
+}
+
+/// A subscriber that stays subscribed across broker restarts and counts the distinct frame
 /// numbers it received.
-fn subscribe(port: u16) -> Arc<Mutex<HashSet<u64>>> {
-    let frames = Arc::new(Mutex::new(HashSet::new()));
-    let seen = Arc::clone(&frames);
+fn subscribe(port: u16, frames: u64) -> Arc<Mutex<Received>> {
+    let received = Arc::new(Mutex::new(Received::with_room_for(frames)));
+    let seen = Arc::clone(&received);
     let mut options = MqttOptions::new("csra-soak-subscriber", "127.0.0.1", port);
     options
         .set_keep_alive(Duration::from_secs(5))
@@ -354,5 +467,5 @@ fn subscribe(port: u16) -> Arc<Mutex<HashSet<u64>>> {
             }
         }
     });
-    frames
+    received
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use super::BenchArgs;
@@ -24,14 +25,52 @@ struct Measurement {
     input: String,
     threads: usize,
     runs: usize,
-    p50_ms: f64,
-    p99_ms: f64,
-    mean_ms: f64,
+    #[serde(flatten)]
+    latency: Latency,
+    /// The process's resident-memory high-water mark after this model ran (VmHWM), MiB.
+    peak_rss_mib: Option<f64>,
     /// p50 over the fastest model's p50.
     ratio_to_fastest: f64,
+    /// p50 minus the GAP baseline's p50 on the same engine, when the run has a baseline.
+    head_overhead_ms: Option<f64>,
+    /// `head_overhead_ms` as a percentage of the baseline's p50.
+    head_overhead_pct: Option<f64>,
 }
 
-/// Measures every model and prints a table (stderr) and one JSON line per model (stdout).
+/// Latency statistics of timed runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Latency {
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    mean_ms: f64,
+    /// Inferences per second, one after another: 1000 / mean.
+    throughput_per_s: f64,
+}
+
+impl Latency {
+    /// The statistics of `times` (ms), nearest-rank percentiles; `None` for no times.
+    fn of(mut times: Vec<f64>) -> Option<Latency> {
+        times.sort_by(f64::total_cmp);
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        Some(Latency {
+            p50_ms: nearest_rank(&times, 0.5)?,
+            p90_ms: nearest_rank(&times, 0.9)?,
+            p99_ms: nearest_rank(&times, 0.99)?,
+            mean_ms: mean,
+            throughput_per_s: 1e3 / mean,
+        })
+    }
+}
+
+/// The head's cost over the GAP baseline: `(ms, % of the baseline)` of p50s.
+fn head_overhead(p50_ms: f64, baseline_p50_ms: f64) -> (f64, f64) {
+    let ms = p50_ms - baseline_p50_ms;
+    (ms, 100.0 * ms / baseline_p50_ms)
+}
+
+/// Measures every model and prints a table, or with `--json` one JSON line per model, on
+/// stdout.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.runs == 0 {
         bail!("--runs 0: pass at least one timed run");
@@ -56,7 +95,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             }
         }
     }
-    report(&mut results)?;
+    compare(&mut results);
+    report(&results, args.json)?;
     if !failures.is_empty() {
         bail!(
             "{} of {} model(s) could not be measured:\n{}",
@@ -68,21 +108,38 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The table on stderr and one JSON line per measured model on stdout.
-fn report(results: &mut [Measurement]) -> anyhow::Result<()> {
+/// Fills in each row's ratio to the fastest and its overhead over the baseline measured on
+/// the same engine, if any.
+fn compare(results: &mut [Measurement]) {
+    let fastest = results
+        .iter()
+        .map(|m| m.latency.p50_ms)
+        .fold(f64::INFINITY, f64::min);
+    let baselines: Vec<(String, f64)> = results
+        .iter()
+        .filter(|m| m.variant == "baseline")
+        .map(|m| (m.backend.clone(), m.latency.p50_ms))
+        .collect();
+    for m in results.iter_mut() {
+        m.ratio_to_fastest = m.latency.p50_ms / fastest;
+        if let Some((_, baseline)) = baselines.iter().find(|(b, _)| *b == m.backend) {
+            let (ms, pct) = head_overhead(m.latency.p50_ms, *baseline);
+            (m.head_overhead_ms, m.head_overhead_pct) = (Some(ms), Some(pct));
+        }
+    }
+}
+
+/// The table, or one JSON line per measured model, on stdout.
+fn report(results: &[Measurement], json: bool) -> anyhow::Result<()> {
     if results.is_empty() {
         return Ok(());
     }
-    let fastest = results
-        .iter()
-        .map(|m| m.p50_ms)
-        .fold(f64::INFINITY, f64::min);
-    for m in results.iter_mut() {
-        m.ratio_to_fastest = m.p50_ms / fastest;
-    }
-    eprintln!("{}", table(results));
-    for m in results.iter() {
-        println!("{}", serde_json::to_string(m)?);
+    if json {
+        for m in results {
+            println!("{}", serde_json::to_string(m)?);
+        }
+    } else {
+        println!("{}", table(results));
     }
     Ok(())
 }
@@ -142,12 +199,15 @@ fn measure(path: &Path, args: &BenchArgs, profile: &DeviceProfile) -> anyhow::Re
         backend.run(&input)?;
     }
     let mut times = Vec::with_capacity(args.runs);
+    let progress = progress_bar(args.runs, path);
     for _ in 0..args.runs {
         let start = Instant::now();
         backend.run(&input)?;
         times.push(start.elapsed().as_secs_f64() * 1e3);
+        progress.inc(1);
     }
-    times.sort_by(f64::total_cmp);
+    progress.finish_and_clear();
+    let latency = Latency::of(times).context("--runs 0: pass at least one timed run")?;
     let manifest = &model.manifest;
     Ok(Measurement {
         model: path.display().to_string(),
@@ -157,23 +217,129 @@ fn measure(path: &Path, args: &BenchArgs, profile: &DeviceProfile) -> anyhow::Re
         input: format!("{}x{}", manifest.input.width, manifest.input.height),
         threads: args.threads,
         runs: args.runs,
-        p50_ms: nearest_rank(&times, 0.5).unwrap_or(0.0),
-        p99_ms: nearest_rank(&times, 0.99).unwrap_or(0.0),
-        mean_ms: times.iter().sum::<f64>() / times.len() as f64,
+        latency,
+        peak_rss_mib: peak_rss_mib(),
         ratio_to_fastest: 1.0,
+        head_overhead_ms: None,
+        head_overhead_pct: None,
     })
+}
+
+/// This process's resident-memory high-water mark in MiB (`VmHWM`).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The timed runs' bar on stderr; indicatif draws nothing when stderr is not a terminal.
+fn progress_bar(runs: usize, model: &Path) -> ProgressBar {
+    let bar = ProgressBar::new(runs as u64);
+    if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} ({eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(model.display().to_string());
+    bar
 }
 
 fn table(results: &[Measurement]) -> String {
     let mut lines = vec![format!(
-        "{:<40} {:>8} {:>5} {:>9} {:>9} {:>9} {:>7}",
-        "model", "variant", "heads", "p50 ms", "p99 ms", "mean ms", "ratio"
+        "{:<40} {:>8} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>9} {:>8}",
+        "model",
+        "variant",
+        "heads",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "mean ms",
+        "per s",
+        "ratio",
+        "head ms",
+        "head %"
     )];
+    let optional = |value: Option<f64>, digits: usize| {
+        value.map_or("-".to_owned(), |v| format!("{v:+.digits$}"))
+    };
     for m in results {
+        let l = &m.latency;
         lines.push(format!(
-            "{:<40} {:>8} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>7.2}",
-            m.model, m.variant, m.heads, m.p50_ms, m.p99_ms, m.mean_ms, m.ratio_to_fastest
+            "{:<40} {:>8} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8.1} {:>7.2} {:>9} {:>8}",
+            m.model,
+            m.variant,
+            m.heads,
+            l.p50_ms,
+            l.p90_ms,
+            l.p99_ms,
+            l.mean_ms,
+            l.throughput_per_s,
+            m.ratio_to_fastest,
+            optional(m.head_overhead_ms, 3),
+            optional(m.head_overhead_pct, 1),
         ));
     }
+    if let Some(first) = results.first() {
+        lines.push(format!("engine: {}", first.backend));
+    }
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_statistics_on_known_times() {
+        // 1..=100 ms, shuffled: nearest rank puts p50 at 50, p90 at 90, p99 at 99.
+        let times: Vec<f64> = (1..=100).map(|i| ((i * 37) % 100 + 1) as f64).collect();
+        let latency = Latency::of(times).unwrap();
+        assert_eq!(
+            latency,
+            Latency {
+                p50_ms: 50.0,
+                p90_ms: 90.0,
+                p99_ms: 99.0,
+                mean_ms: 50.5,
+                throughput_per_s: 1e3 / 50.5,
+            }
+        );
+        let one = Latency::of(vec![4.0]).unwrap();
+        assert_eq!(
+            (one.p50_ms, one.p99_ms, one.throughput_per_s),
+            (4.0, 4.0, 250.0)
+        );
+        assert_eq!(Latency::of(Vec::new()), None);
+    }
+
+    #[test]
+    fn head_overhead_is_against_the_baseline_on_the_same_engine() {
+        assert_eq!(head_overhead(10.3, 10.0).1.round(), 3.0);
+        let (ms, pct) = head_overhead(9.0, 10.0);
+        assert!((ms + 1.0).abs() < 1e-12 && (pct + 10.0).abs() < 1e-9);
+        let row = |variant: &str, backend: &str, p50_ms: f64| Measurement {
+            model: variant.into(),
+            backend: backend.into(),
+            variant: variant.into(),
+            heads: 1,
+            input: "448x448".into(),
+            threads: 1,
+            runs: 1,
+            latency: Latency::of(vec![p50_ms]).unwrap(),
+            peak_rss_mib: None,
+            ratio_to_fastest: 0.0,
+            head_overhead_ms: None,
+            head_overhead_pct: None,
+        };
+        let mut rows = vec![
+            row("baseline", "tract", 20.0),
+            row("csra", "tract", 20.6),
+            row("csra", "onnxruntime", 5.0),
+        ];
+        compare(&mut rows);
+        assert_eq!(rows[0].head_overhead_pct, Some(0.0));
+        assert!((rows[1].head_overhead_pct.unwrap() - 3.0).abs() < 1e-9);
+        assert_eq!(rows[2].head_overhead_ms, None, "no baseline on that engine");
+        assert_eq!(rows[2].ratio_to_fastest, 1.0);
+        assert_eq!(rows[0].ratio_to_fastest, 4.0);
+    }
 }

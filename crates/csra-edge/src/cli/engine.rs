@@ -1,5 +1,5 @@
-//! `--backend`, `--precision`, `--dla`, `--calibration`, `--engine-cache`, `--workspace-mib`:
-//! the engine a run, a benchmark or a check uses, with flags winning over the device profile.
+//! `--backend`, `--precision`, `--dla`, `--calibration`, `--engine-cache`, `--workspace-mib`,
+//! `--onnxruntime-library`: the engine a run, a benchmark or a check uses, with flags winning over the device profile.
 
 use std::path::PathBuf;
 
@@ -17,8 +17,9 @@ const MIN_CALIBRATION_PICTURES: usize = 8;
 /// How the network runs.
 #[derive(Debug, Clone, Args)]
 pub struct EngineArgs {
-    /// The inference engine: auto (TensorRT when it loads and finds a GPU, else tract),
-    /// tensorrt or tract [default: the device profile's].
+    /// The inference engine: auto (TensorRT when it loads and finds a GPU, else ONNX Runtime
+    /// when built in and loadable, else tract), tensorrt, onnxruntime or tract [default: the
+    /// device profile's].
     #[arg(long, value_enum, value_name = "ENGINE")]
     pub backend: Option<BackendArg>,
     /// TensorRT's precision; int8 needs --calibration or an earlier calibration cache
@@ -39,15 +40,22 @@ pub struct EngineArgs {
     /// TensorRT's workspace memory limit in MiB [default: the device profile's, or 1024].
     #[arg(long, value_name = "MIB")]
     pub workspace_mib: Option<u64>,
+    /// ONNX Runtime's shared library, for --backend onnxruntime or auto in a build with the
+    /// `onnxruntime` feature [default: $ORT_DYLIB_PATH, else libonnxruntime.so on the loader's
+    /// path].
+    #[arg(long, value_name = "FILE")]
+    pub onnxruntime_library: Option<PathBuf>,
 }
 
 /// `--backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
-    /// TensorRT when it loads and finds a GPU, else tract.
+    /// TensorRT when it loads and finds a GPU, else ONNX Runtime when built in, else tract.
     Auto,
     /// TensorRT on the GPU; an error when it cannot run.
     Tensorrt,
+    /// ONNX Runtime on the CPU (a build with the `onnxruntime` feature).
+    Onnxruntime,
     /// tract on the CPU.
     Tract,
 }
@@ -57,6 +65,7 @@ impl From<BackendArg> for BackendKind {
         match arg {
             BackendArg::Auto => BackendKind::Auto,
             BackendArg::Tensorrt => BackendKind::Tensorrt,
+            BackendArg::Onnxruntime => BackendKind::Onnxruntime,
             BackendArg::Tract => BackendKind::Tract,
         }
     }
@@ -116,12 +125,14 @@ impl EngineArgs {
         if let Some(mib) = self.workspace_mib.or(profile.workspace_mib) {
             tensorrt.workspace_mib = mib;
         }
-        if precision == Precision::Int8 && kind != BackendKind::Tract {
+        let tensorrt_may_run = matches!(kind, BackendKind::Auto | BackendKind::Tensorrt);
+        if precision == Precision::Int8 && tensorrt_may_run {
             tensorrt.calibration = Some(self.calibration(model, &tensorrt.engine_cache)?);
         }
         Ok(BackendConfig {
             kind,
             threads,
+            onnxruntime_library: self.onnxruntime_library.clone(),
             tensorrt,
         })
     }

@@ -201,12 +201,15 @@ pub struct BenchArgs {
     /// Timed runs per model.
     #[arg(long, default_value_t = 50)]
     pub runs: usize,
-    /// Inference threads for tract [default: 1].
+    /// Inference threads for the CPU engines [default: 1].
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Device profile: a name from devices/ or a .toml file [default: detected].
     #[arg(long, value_name = "NAME")]
     pub device: Option<String>,
+    /// One JSON line per model on stdout instead of the table, for scripts.
+    #[arg(long)]
+    pub json: bool,
     /// The engine and TensorRT's settings.
     #[command(flatten)]
     pub engine: engine::EngineArgs,

@@ -52,6 +52,11 @@ fn uniform(rng: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
 /// also outputs `features`, which the manifest does not name, so tests can run csra-core's
 /// reference head on exactly what tract's backbone computed.
 pub fn write_model(dir: &Path, seed: u64) -> TestModel {
+    write_model_with(dir, seed, HeadSpec::csra(2, 0.3).unwrap())
+}
+
+/// [`write_model`] with another head; a baseline head has no attention output.
+pub fn write_model_with(dir: &Path, seed: u64, spec: HeadSpec) -> TestModel {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut b = GraphBuilder::new("edge-test");
     let image = b
@@ -93,7 +98,6 @@ pub fn write_model(dir: &Path, seed: u64) -> TestModel {
     let x = conv(&mut b, "conv_1", &image, 3, 8);
     let features = conv(&mut b, "conv_2", &x, 8, DIM);
 
-    let spec = HeadSpec::csra(2, 0.3).unwrap();
     let mut rng = StdRng::seed_from_u64(seed + 1);
     let classifiers: Vec<ClassifierWeights> = (0..spec.num_heads())
         .map(|_| ClassifierWeights {
@@ -108,8 +112,9 @@ pub fn write_model(dir: &Path, seed: u64) -> TestModel {
         height: FEATURE,
         width: FEATURE,
     };
+    let has_attention = spec.variant() != csra_core::head::HeadVariant::Baseline;
     let names = OutputNames {
-        attention: Some("attention".into()),
+        attention: has_attention.then(|| "attention".into()),
         ..OutputNames::default()
     };
     emit_head(&mut b, &features, &shape, &head, &names).unwrap();
