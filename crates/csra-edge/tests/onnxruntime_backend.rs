@@ -2,6 +2,8 @@
 //! shipped model on real photos, and a test model with an attention output; and its errors,
 //! through the binary (ONNX Runtime's library is loaded once per process).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::Command;

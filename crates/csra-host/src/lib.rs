@@ -16,7 +16,6 @@ pub mod data;
 pub mod data_source;
 pub mod evaluate;
 pub mod export;
-mod font;
 pub mod head;
 pub mod model;
 pub mod plot;

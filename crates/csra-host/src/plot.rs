@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use thiserror::Error;
 
-use crate::font::{self, FAMILY};
+use csra_image::font::{register_with_plotters, PLOT_FAMILY as FAMILY};
 
 /// Size of the rendered plot in pixels (width, height).
 pub const PLOT_SIZE: (u32, u32) = (900, 720);
@@ -128,7 +128,7 @@ pub fn write_training_plot(
 /// Validates the points and renders the plot as RGB pixels of [`PLOT_SIZE`].
 fn render_pixels(path: &Path, points: &[EpochPoint], title: &str) -> Result<Vec<u8>, PlotError> {
     validate(path, points)?;
-    if !font::register_with_plotters() {
+    if !register_with_plotters() {
         return Err(PlotError::Font { path: path.into() });
     }
     let (width, height) = PLOT_SIZE;

@@ -8,6 +8,25 @@ pub fn sans() -> Option<FontRef<'static>> {
     FontRef::try_from_slice(dejavu::sans::regular()).ok()
 }
 
+/// The family name under which [`register_with_plotters`] registers the font.
+#[cfg(feature = "plot")]
+pub const PLOT_FAMILY: &str = "csra-dejavu-sans";
+
+/// Registers the font with plotters under [`PLOT_FAMILY`] once per process; false if that
+/// failed.
+#[cfg(feature = "plot")]
+pub fn register_with_plotters() -> bool {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(
+            PLOT_FAMILY,
+            plotters::style::FontStyle::Normal,
+            dejavu::sans::regular(),
+        )
+        .is_ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -18,5 +37,11 @@ mod tests {
         let font = sans().unwrap();
         assert_ne!(font.glyph_id('A').0, 0);
         assert_ne!(font.glyph_id('7').0, 0);
+    }
+
+    #[cfg(feature = "plot")]
+    #[test]
+    fn the_embedded_font_registers_with_plotters() {
+        assert!(register_with_plotters());
     }
 }

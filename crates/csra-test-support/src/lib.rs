@@ -116,26 +116,6 @@ pub fn trt_standin(dir: &Path, defines: &[&str]) -> PathBuf {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relative_paths_are_taken_from_the_workspace_root_and_bare_names_left_for_path() {
-        let root = workspace_root();
-        assert!(root.join("Cargo.toml").is_file(), "{}", root.display());
-        assert_eq!(
-            resolve(OsStr::new(".venv/bin/python")),
-            root.join(".venv/bin/python")
-        );
-        assert_eq!(resolve(OsStr::new("python3")), PathBuf::from("python3"));
-        assert_eq!(
-            resolve(OsStr::new("/usr/bin/python3")),
-            PathBuf::from("/usr/bin/python3")
-        );
-    }
-}
-
 /// The `libonnxruntime.so` inside the Python reference's `onnxruntime` wheel, for the ONNX
 /// Runtime backend's tests.
 ///
@@ -169,4 +149,24 @@ pub fn onnxruntime_library() -> PathBuf {
                 capi.display()
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_are_taken_from_the_workspace_root_and_bare_names_left_for_path() {
+        let root = workspace_root();
+        assert!(root.join("Cargo.toml").is_file(), "{}", root.display());
+        assert_eq!(
+            resolve(OsStr::new(".venv/bin/python")),
+            root.join(".venv/bin/python")
+        );
+        assert_eq!(resolve(OsStr::new("python3")), PathBuf::from("python3"));
+        assert_eq!(
+            resolve(OsStr::new("/usr/bin/python3")),
+            PathBuf::from("/usr/bin/python3")
+        );
+    }
 }

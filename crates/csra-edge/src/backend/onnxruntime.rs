@@ -52,12 +52,15 @@ impl OnnxruntimeBackend {
         };
         let environment = environment(&library).map_err(load_error)?;
         let threads = threads.max(1);
+        let failed = |e: ort::Error<_>| load_error(e.to_string());
         let session = Session::builder(&environment)
             .map_err(|e| load_error(e.to_string()))?
             .with_optimization_level(GraphOptimizationLevel::All)
-            .and_then(|b| b.with_intra_threads(threads))
-            .and_then(|b| b.with_inter_threads(1))
-            .map_err(|e| load_error(e.to_string()))?
+            .map_err(failed)?
+            .with_intra_threads(threads)
+            .map_err(failed)?
+            .with_inter_threads(1)
+            .map_err(failed)?
             .commit_from_file(&model.onnx)
             .map_err(|e| load_error(e.to_string()))?;
         let manifest = &model.manifest;

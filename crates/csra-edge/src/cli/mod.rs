@@ -210,6 +210,14 @@ pub struct BenchArgs {
     /// One JSON line per model on stdout instead of the table, for scripts.
     #[arg(long)]
     pub json: bool,
+    /// Also time the whole frame path (decode, resize and normalise, network, post-process)
+    /// on 1280x720 MJPEG and YUYV camera frames made from this photo.
+    #[arg(long, value_name = "PHOTO")]
+    pub pipeline: Option<PathBuf>,
+    /// Draw p50 latency against the head count, one line per engine and variant, into this
+    /// PNG.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
     /// The engine and TensorRT's settings.
     #[command(flatten)]
     pub engine: engine::EngineArgs,

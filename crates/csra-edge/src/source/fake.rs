@@ -8,21 +8,16 @@
 //! short, an unplug during which reads and reopens fail, and stalls that time out.
 
 use std::collections::BTreeSet;
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use image::codecs::jpeg::JpegEncoder;
-use image::imageops::FilterType;
-use image::RgbImage;
-
-use crate::source::{Frame, FrameSource, PixelFormat, SourceError};
-
-/// JPEG quality of the emitted MJPEG frames; USB camera encoders use about this.
-const JPEG_QUALITY: u8 = 85;
+use crate::source::synthetic::encode_photo;
+/// The frame encodings the fake camera can emit.
+pub use crate::source::synthetic::CameraCodec as FakeFormat;
+use crate::source::{Frame, FrameSource, SourceError};
 
 /// Injected failures, by frame number (the frame clock's tick, counting from 0 across reopens).
 #[derive(Debug, Clone, PartialEq)]
@@ -57,15 +52,6 @@ pub struct Unplug {
     pub at_frame: u64,
     /// How long the camera stays away.
     pub duration: Duration,
-}
-
-/// The frame encodings the fake camera can emit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FakeFormat {
-    /// One JPEG per frame.
-    Mjpeg,
-    /// Packed YUYV 4:2:2, `width × 2` bytes per row.
-    Yuyv,
 }
 
 /// A camera made of photos: see the [module documentation](self).
@@ -182,16 +168,10 @@ impl FakeCamera {
     fn frame(&self, tick: u64, data: Vec<u8>) -> Frame {
         let index = self.photo_index(tick);
         Frame {
-            format: match self.format {
-                FakeFormat::Mjpeg => PixelFormat::Mjpeg,
-                FakeFormat::Yuyv => PixelFormat::Yuyv,
-            },
+            format: self.format.pixel_format(),
             width: self.width,
             height: self.height,
-            stride: match self.format {
-                FakeFormat::Mjpeg => 0,
-                FakeFormat::Yuyv => self.width * 2,
-            },
+            stride: self.format.stride(self.width),
             data,
             sequence: tick,
             captured: Instant::now(),
@@ -275,72 +255,9 @@ impl FrameSource for FakeCamera {
     }
 }
 
-/// Reads a photo and encodes it as one frame of `format` at `width`×`height`.
-fn encode_photo(
-    path: &Path,
-    format: FakeFormat,
-    width: u32,
-    height: u32,
-) -> Result<Vec<u8>, SourceError> {
-    let failed = |reason: String| SourceError::Open {
-        what: path.display().to_string(),
-        reason,
-    };
-    let photo = image::ImageReader::open(path)
-        .map_err(|e| failed(e.to_string()))?
-        .with_guessed_format()
-        .map_err(|e| failed(e.to_string()))?
-        .decode()
-        .map_err(|e| failed(format!("not a readable image: {e}")))?
-        .to_rgb8();
-    let rgb = image::imageops::resize(&photo, width, height, FilterType::Triangle);
-    match format {
-        FakeFormat::Mjpeg => {
-            let mut jpeg = Cursor::new(Vec::new());
-            JpegEncoder::new_with_quality(&mut jpeg, JPEG_QUALITY)
-                .encode_image(&rgb)
-                .map_err(|e| failed(format!("JPEG encoding: {e}")))?;
-            Ok(jpeg.into_inner())
-        }
-        FakeFormat::Yuyv => Ok(rgb_to_yuyv(&rgb)),
-    }
-}
-
-/// Packs an RGB image (even width) as YUYV 4:2:2 with BT.601 limited-range coefficients, as
-/// UVC cameras send it: each pair of pixels shares the U and V of their mean colour.
-pub fn rgb_to_yuyv(rgb: &RgbImage) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rgb.as_raw().len() / 3 * 2);
-    for pair in rgb.as_raw().chunks_exact(6) {
-        let [r0, g0, b0, r1, g1, b1] = [0, 1, 2, 3, 4, 5].map(|i| f64::from(pair[i]) / 255.0);
-        let (r, g, b) = ((r0 + r1) / 2.0, (g0 + g1) / 2.0, (b0 + b1) / 2.0);
-        let luma = |r: f64, g: f64, b: f64| 16.0 + 65.481 * r + 128.553 * g + 24.966 * b;
-        let u = 128.0 - 37.797 * r - 74.203 * g + 112.0 * b;
-        let v = 128.0 + 112.0 * r - 93.786 * g - 18.214 * b;
-        out.extend([luma(r0, g0, b0), u, luma(r1, g1, b1), v].map(to_byte));
-    }
-    out
-}
-
-/// Rounds to the nearest byte value (the values above stay within 16..=240).
-fn to_byte(value: f64) -> u8 {
-    value.round().clamp(0.0, 255.0) as u8
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn yuyv_of_known_colours_matches_bt601_limited_range() {
-        // White, black, then pure red and pure blue sharing one chroma pair.
-        let rgb =
-            RgbImage::from_raw(4, 1, vec![255, 255, 255, 0, 0, 0, 255, 0, 0, 0, 0, 255]).unwrap();
-        let yuyv = rgb_to_yuyv(&rgb);
-        // Pair 1: Y 235 and 16, chroma of mid grey (128, 128).
-        // Pair 2: Y(red) = 16 + 65.481 → 81, Y(blue) = 16 + 24.966 → 41,
-        // U = 128 + (-37.797 + 112) / 2 = 165.1 → 165, V = 128 + (112 - 18.214) / 2 = 174.9 → 175.
-        assert_eq!(yuyv, [235, 128, 16, 128, 81, 165, 41, 175]);
-    }
 
     #[test]
     fn bad_settings_are_refused() {

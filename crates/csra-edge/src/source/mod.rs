@@ -9,7 +9,8 @@
 //! - [`uri`]: what an `--input` names (device, CSI camera, stream, video file, images);
 //! - [`gst`]: video files, RTSP, RTP and CSI cameras through GStreamer (the pipeline
 //!   descriptions always; the source itself needs the `gstreamer` feature);
-//! - `fake` (feature `testing`): a fake camera made of photos, with injectable faults.
+//! - [`synthetic`]: camera frames (MJPEG, YUYV) made from a photo;
+//! - `fake` (feature `testing`): a fake camera made of those frames, with injectable faults.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ pub mod capture;
 pub mod fake;
 pub mod files;
 pub mod gst;
+pub mod synthetic;
 pub mod uri;
 pub mod v4l2;
 

@@ -1,5 +1,9 @@
 //! `csra-edge bench`: network latency per model in one process, so the ratios between models
-//! (e.g. H = 1, 2, 4, 8 heads) compare like with like.
+//! (e.g. H = 1, 2, 4, 8 heads) compare like with like; with `--pipeline`, the whole frame path
+//! too.
+
+mod pipeline;
+mod plot;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -35,6 +39,9 @@ struct Measurement {
     head_overhead_ms: Option<f64>,
     /// `head_overhead_ms` as a percentage of the baseline's p50.
     head_overhead_pct: Option<f64>,
+    /// The frame path per camera codec (`--pipeline`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pipeline: Vec<pipeline::PipelineRow>,
 }
 
 /// Latency statistics of timed runs.
@@ -97,6 +104,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     compare(&mut results);
     report(&results, args.json)?;
+    if let Some(path) = &args.plot {
+        plot::write(path, &results)?;
+        log::info!("wrote the plot to {}", path.display());
+    }
     if !failures.is_empty() {
         bail!(
             "{} of {} model(s) could not be measured:\n{}",
@@ -209,6 +220,12 @@ fn measure(path: &Path, args: &BenchArgs, profile: &DeviceProfile) -> anyhow::Re
     progress.finish_and_clear();
     let latency = Latency::of(times).context("--runs 0: pass at least one timed run")?;
     let manifest = &model.manifest;
+    let pipeline = match &args.pipeline {
+        Some(photo) => {
+            pipeline::measure(photo, manifest, backend.as_mut(), args.warmup, args.runs)?
+        }
+        None => Vec::new(),
+    };
     Ok(Measurement {
         model: path.display().to_string(),
         backend: backend.describe(),
@@ -222,6 +239,7 @@ fn measure(path: &Path, args: &BenchArgs, profile: &DeviceProfile) -> anyhow::Re
         ratio_to_fastest: 1.0,
         head_overhead_ms: None,
         head_overhead_pct: None,
+        pipeline,
     })
 }
 
@@ -281,6 +299,31 @@ fn table(results: &[Measurement]) -> String {
     if let Some(first) = results.first() {
         lines.push(format!("engine: {}", first.backend));
     }
+    if results.iter().any(|m| !m.pipeline.is_empty()) {
+        let (width, height) = pipeline::FRAME_SIZE;
+        lines.push(format!(
+            "\nframe path on {width}x{height} camera frames, p50 ms"
+        ));
+        lines.push(format!(
+            "{:<40} {:>6} {:>7} {:>10} {:>8} {:>8} {:>7} {:>9}",
+            "model", "codec", "decode", "preprocess", "network", "post", "total", "overhead"
+        ));
+        for m in results {
+            for row in &m.pipeline {
+                lines.push(format!(
+                    "{:<40} {:>6} {:>7.2} {:>10.2} {:>8.2} {:>8.3} {:>7.2} {:>8.1}%",
+                    m.model,
+                    row.codec,
+                    row.decode_ms,
+                    row.preprocess_ms,
+                    row.network_ms,
+                    row.postprocess_ms,
+                    row.total_ms,
+                    row.overhead_pct
+                ));
+            }
+        }
+    }
     lines.join("\n")
 }
 
@@ -329,6 +372,7 @@ mod tests {
             ratio_to_fastest: 0.0,
             head_overhead_ms: None,
             head_overhead_pct: None,
+            pipeline: Vec::new(),
         };
         let mut rows = vec![
             row("baseline", "tract", 20.0),
