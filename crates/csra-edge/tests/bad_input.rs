@@ -418,7 +418,7 @@ fn bench_measures_the_good_models_and_names_the_broken_one() {
         "bench",
         &output,
         1,
-        &["1 of 2 model(s) could not be measured", "heads-2"],
+        &["1 of 2 measurement(s) could not be made", "heads-2"],
     );
     let stdout = String::from_utf8(output.stdout).unwrap();
     let rows: Vec<Value> = stdout

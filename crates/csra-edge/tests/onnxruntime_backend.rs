@@ -149,3 +149,27 @@ fn the_binary_runs_onnxruntime_when_asked_and_names_a_missing_library() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bench_measures_each_engine_in_one_run() {
+    let output = Command::new(env!("CARGO_BIN_EXE_csra-edge"))
+        .args([
+            "bench", "--json", "--runs", "2", "--warmup", "0", "--device", "x86-cpu",
+        ])
+        .args(["--backends", "tract,onnxruntime", "--onnxruntime-library"])
+        .arg(onnxruntime_library())
+        .arg(workspace_root().join("models/mobilenet_v2-coco-mini"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let engines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            row["backend"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(engines.len(), 2, "{engines:?}");
+    assert!(engines[0].starts_with("tract") && engines[1].starts_with("ONNX Runtime"));
+}

@@ -218,6 +218,16 @@ pub struct BenchArgs {
     /// PNG.
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
+    /// Measure every model on each of these engines in turn, e.g. `tract,onnxruntime` (instead
+    /// of --backend).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "ENGINES",
+        conflicts_with = "backend"
+    )]
+    pub backends: Vec<engine::BackendArg>,
     /// The engine and TensorRT's settings.
     #[command(flatten)]
     pub engine: engine::EngineArgs,

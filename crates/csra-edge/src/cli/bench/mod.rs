@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use super::engine::EngineArgs;
 use super::BenchArgs;
 use csra_edge::backend::load_backend;
 use csra_edge::model::ModelFiles;
@@ -91,14 +92,27 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
     // One broken model (a stale `heads-*` member) must not cost the others' measurements.
     let mut failures = Vec::new();
-    for path in &models {
-        log::info!("measuring {}", path.display());
-        match measure(path, args, &profile) {
-            Ok(measurement) => results.push(measurement),
-            Err(error) => {
-                let error = csra_core::error_chain(error.as_ref());
-                log::error!("{}: not measured: {error}", path.display());
-                failures.push(format!("{}: {error}", path.display()));
+    // Each engine in turn over every model (`--backends`), else the one `--backend` picks.
+    let engines: Vec<EngineArgs> = match args.backends.as_slice() {
+        [] => vec![args.engine.clone()],
+        kinds => kinds
+            .iter()
+            .map(|&kind| EngineArgs {
+                backend: Some(kind),
+                ..args.engine.clone()
+            })
+            .collect(),
+    };
+    for engine in &engines {
+        for path in &models {
+            log::info!("measuring {}", path.display());
+            match measure(path, engine, args, &profile) {
+                Ok(measurement) => results.push(measurement),
+                Err(error) => {
+                    let error = csra_core::error_chain(error.as_ref());
+                    log::error!("{}: not measured: {error}", path.display());
+                    failures.push(format!("{}: {error}", path.display()));
+                }
             }
         }
     }
@@ -110,9 +124,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if !failures.is_empty() {
         bail!(
-            "{} of {} model(s) could not be measured:\n{}",
+            "{} of {} measurement(s) could not be made:\n{}",
             failures.len(),
-            models.len(),
+            models.len() * engines.len(),
             failures.join("\n")
         );
     }
@@ -196,9 +210,14 @@ fn expand_family(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(members.into_iter().map(|(_, p)| p).collect())
 }
 
-fn measure(path: &Path, args: &BenchArgs, profile: &DeviceProfile) -> anyhow::Result<Measurement> {
+fn measure(
+    path: &Path,
+    engine: &EngineArgs,
+    args: &BenchArgs,
+    profile: &DeviceProfile,
+) -> anyhow::Result<Measurement> {
     let model = ModelFiles::open(path)?;
-    let config = args.engine.config(profile, &model, args.threads)?;
+    let config = engine.config(profile, &model, args.threads)?;
     let selected = load_backend(&model, &config)?;
     log::info!("engine: {}", selected.reason);
     let mut backend = selected.backend;
