@@ -270,6 +270,11 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// An engine's name without its details: `tract (CPU, f32), 1 thread` → `tract`.
+fn engine_name(description: &str) -> &str {
+    description.split(" (").next().unwrap_or(description)
+}
+
 /// The timed runs' bar on stderr; indicatif draws nothing when stderr is not a terminal.
 fn progress_bar(runs: usize, model: &Path) -> ProgressBar {
     let bar = ProgressBar::new(runs as u64);
@@ -282,8 +287,9 @@ fn progress_bar(runs: usize, model: &Path) -> ProgressBar {
 
 fn table(results: &[Measurement]) -> String {
     let mut lines = vec![format!(
-        "{:<40} {:>8} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>9} {:>8}",
+        "{:<40} {:<13} {:>8} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7} {:>9} {:>8}",
         "model",
+        "engine",
         "variant",
         "heads",
         "p50 ms",
@@ -301,8 +307,9 @@ fn table(results: &[Measurement]) -> String {
     for m in results {
         let l = &m.latency;
         lines.push(format!(
-            "{:<40} {:>8} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8.1} {:>7.2} {:>9} {:>8}",
+            "{:<40} {:<13} {:>8} {:>5} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8.1} {:>7.2} {:>9} {:>8}",
             m.model,
+            engine_name(&m.backend),
             m.variant,
             m.heads,
             l.p50_ms,
@@ -315,9 +322,9 @@ fn table(results: &[Measurement]) -> String {
             optional(m.head_overhead_pct, 1),
         ));
     }
-    if let Some(first) = results.first() {
-        lines.push(format!("engine: {}", first.backend));
-    }
+    let mut engines: Vec<&str> = results.iter().map(|m| m.backend.as_str()).collect();
+    engines.dedup();
+    lines.extend(engines.iter().map(|e| format!("engine: {e}")));
     if results.iter().any(|m| !m.pipeline.is_empty()) {
         let (width, height) = pipeline::FRAME_SIZE;
         lines.push(format!(
