@@ -180,3 +180,77 @@ fn a_model_without_a_classifier_tail_is_refused_and_nothing_is_written() {
     assert!(!out.join("model.manifest.json").exists());
     assert!(!out.join("labels.txt").exists());
 }
+
+#[test]
+fn bench_grafts_a_head_family_onto_a_backbone_and_measures_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("classifier.onnx");
+    write_classifier(&model, true);
+    let output = Command::new(env!("CARGO_BIN_EXE_csra-edge"))
+        .args([
+            "bench",
+            "--json",
+            "--device",
+            "x86-cpu",
+            "--backend",
+            "tract",
+        ])
+        .args([
+            "--runs",
+            "2",
+            "--warmup",
+            "0",
+            "--heads",
+            "1,4",
+            "--classes",
+            "5",
+        ])
+        .arg("--backbone")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let rows: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let members: Vec<(String, String, u64)> = rows
+        .iter()
+        .map(|r| {
+            let field = |k: &str| r[k].as_str().unwrap().to_owned();
+            (
+                field("model"),
+                field("variant"),
+                r["heads"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("classifier.onnx:heads-1", "csra", 1),
+        ("classifier.onnx:heads-4", "csra", 4),
+        ("classifier.onnx:heads-max", "max", 1),
+        ("classifier.onnx:heads-baseline", "baseline", 1),
+    ]
+    .map(|(m, v, h)| (m.to_owned(), v.to_owned(), h));
+    assert_eq!(members, expected);
+    // The baseline is there, so every row has its overhead; the baseline's own is zero.
+    assert_eq!(rows[3]["head_overhead_ms"], 0.0);
+    assert!(rows.iter().all(|r| r["head_overhead_pct"].is_f64()));
+
+    // A model without the GAP + FC tail is refused, naming the flag and the file.
+    let bare = dir.path().join("bare.onnx");
+    write_classifier(&bare, false);
+    let output = Command::new(env!("CARGO_BIN_EXE_csra-edge"))
+        .args(["bench", "--device", "x86-cpu", "--backbone"])
+        .arg(&bare)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--backbone") && stderr.contains("bare.onnx"),
+        "{stderr}"
+    );
+}

@@ -193,8 +193,31 @@ pub struct InfoArgs {
 pub struct BenchArgs {
     /// Model folders or .onnx files, or a folder of `heads-*` models as
     /// `csra-host export --heads` writes them.
-    #[arg(required = true, value_name = "MODEL")]
+    #[arg(required_unless_present = "backbone", value_name = "MODEL")]
     pub models: Vec<PathBuf>,
+    /// Graft a head family onto this ONNX classifier (a GAP + FC tail, static input size),
+    /// with random weights, and measure it: `--heads` CSRA heads and the `--variants`.
+    #[arg(long, value_name = "MODEL.onnx")]
+    pub backbone: Option<PathBuf>,
+    /// Head counts of the grafted CSRA heads (with --backbone).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,4,6,8",
+        requires = "backbone"
+    )]
+    pub heads: Vec<usize>,
+    /// The grafted variants: csra (at each of --heads), max, baseline (with --backbone).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "csra,max,baseline",
+        requires = "backbone"
+    )]
+    pub variants: Vec<String>,
+    /// Output classes of the grafted heads (with --backbone).
+    #[arg(long, default_value_t = 80, requires = "backbone")]
+    pub classes: usize,
     /// Untimed runs before measuring.
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,

@@ -2,6 +2,7 @@
 //!
 //! - [`graft_head`] appends a head to a named `[N, d, h, w]` feature tensor and drops what the
 //!   backbone computed after it.
+//! - [`classifier_feature`] names the feature tensor under a classifier's GAP + FC tail.
 //! - [`graft_max`] finds the standard classifier tail
 //!   `GlobalAveragePool → Flatten/Reshape → Gemm | MatMul (+ Add)` ending in the logits and
 //!   rewrites it into the training-free `Max` head, `mean + λ·max` over the per-location class
@@ -108,6 +109,25 @@ pub fn graft_max(
     target: &GraftTarget,
 ) -> Result<Grafted, OnnxError> {
     build_max(source, logits, lambda, target)?.write(target)
+}
+
+/// The feature tensor under the classifier tail that ends in `logits` (by default the model's
+/// only output), and its channel count: where [`graft_head`] puts a head in place of the tail.
+pub fn classifier_feature(
+    source: &Path,
+    logits: Option<&str>,
+) -> Result<(String, usize), OnnxError> {
+    let model = read_model(source)?;
+    let find = || -> Result<_, OnnxError> {
+        let graph = graph_of(&model)?;
+        let logits = match logits {
+            Some(name) => name.to_owned(),
+            None => only_output(graph)?,
+        };
+        let tail = tail::find(graph, &logits)?;
+        Ok((tail.feature, tail.dim))
+    };
+    find().map_err(|e| e.in_model(source))
 }
 
 /// The model and manifest [`graft_max`] writes.

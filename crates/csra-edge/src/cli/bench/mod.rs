@@ -2,6 +2,7 @@
 //! (e.g. H = 1, 2, 4, 8 heads) compare like with like; with `--pipeline`, the whole frame path
 //! too.
 
+mod backbone;
 mod pipeline;
 mod plot;
 
@@ -84,9 +85,34 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         bail!("--runs 0: pass at least one timed run");
     }
     super::run::check_threads(args.threads)?;
-    let mut models = Vec::new();
+    // Each model and the name its row shows.
+    let mut models: Vec<(PathBuf, String)> = Vec::new();
     for path in &args.models {
-        models.extend(expand_family(path)?);
+        let family = expand_family(path)?;
+        models.extend(
+            family
+                .into_iter()
+                .map(|p| (p.clone(), p.display().to_string())),
+        );
+    }
+    // Kept until the end: the grafted family lives in it.
+    let grafted = tempfile::tempdir().context("creating a temporary folder for --backbone")?;
+    if let Some(path) = &args.backbone {
+        let family = backbone::Family {
+            backbone: path,
+            heads: &args.heads,
+            variants: &args.variants,
+            classes: args.classes,
+        };
+        let name = path
+            .file_name()
+            .map_or(path.as_os_str(), |n| n)
+            .to_string_lossy();
+        for folder in backbone::graft_family(&family, grafted.path())? {
+            let member = folder.file_name().map(|n| n.to_string_lossy().into_owned());
+            let label = format!("{name}:{}", member.unwrap_or_default());
+            models.push((folder, label));
+        }
     }
     let profile = super::run::profile(args.device.as_deref())?;
     let mut results = Vec::new();
@@ -104,14 +130,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             .collect(),
     };
     for engine in &engines {
-        for path in &models {
-            log::info!("measuring {}", path.display());
+        for (path, label) in &models {
+            log::info!("measuring {label}");
             match measure(path, engine, args, &profile) {
-                Ok(measurement) => results.push(measurement),
+                Ok(measurement) => results.push(Measurement {
+                    model: label.clone(),
+                    ..measurement
+                }),
                 Err(error) => {
                     let error = csra_core::error_chain(error.as_ref());
-                    log::error!("{}: not measured: {error}", path.display());
-                    failures.push(format!("{}: {error}", path.display()));
+                    log::error!("{label}: not measured: {error}");
+                    failures.push(format!("{label}: {error}"));
                 }
             }
         }
