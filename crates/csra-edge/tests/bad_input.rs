@@ -17,11 +17,7 @@ use csra_onnx::pb::tensor_proto::DataType;
 use csra_onnx::pb::ModelProto;
 use serde_json::Value;
 
-fn edge() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_csra-edge"));
-    command.env("RUST_LOG", "info");
-    command
-}
+use common::{edge, stderr};
 
 /// A run of `args` (after `--device x86-cpu`).
 fn run(args: &[&str]) -> Output {
@@ -30,10 +26,6 @@ fn run(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Exit `code`, no panic, and every one of `needles` in the message.

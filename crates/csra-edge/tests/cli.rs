@@ -16,14 +16,7 @@ use csra_edge::preprocess::Preprocessor;
 use csra_edge::source::Frame;
 use serde_json::Value;
 
-fn edge() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_csra-edge"));
-    // A fixed profile and one thread, whatever machine runs the tests.
-    command.env("RUST_LOG", "info");
-    // `auto` would take an ONNX Runtime that this variable names; these tests expect tract.
-    command.env_remove("ORT_DYLIB_PATH");
-    command
-}
+use common::{edge, stderr};
 
 /// Runs a file-input job with the test model and the x86-cpu profile.
 fn run_on(model: &Path, input: &Path, extra: &[&str]) -> Output {
@@ -43,10 +36,6 @@ fn lines(output: &Output) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn assert_ok(output: &Output) {

@@ -255,3 +255,17 @@ pub fn photos(names: &[&str]) -> Vec<PathBuf> {
     let dir = photos_dir();
     names.iter().map(|name| dir.join(name)).collect()
 }
+
+/// The csra-edge binary, logging at info, with no `ORT_DYLIB_PATH` (`auto` would take the ONNX
+/// Runtime it names; the tests expect tract unless they say otherwise).
+pub fn edge() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_csra-edge"));
+    command.env("RUST_LOG", "info");
+    command.env_remove("ORT_DYLIB_PATH");
+    command
+}
+
+/// A finished command's stderr, as text.
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

@@ -360,14 +360,23 @@ fn table(results: &[Measurement]) -> String {
             "\nframe path on {width}x{height} camera frames, p50 ms"
         ));
         lines.push(format!(
-            "{:<40} {:>6} {:>7} {:>10} {:>8} {:>8} {:>7} {:>9}",
-            "model", "codec", "decode", "preprocess", "network", "post", "total", "overhead"
+            "{:<40} {:<13} {:>6} {:>7} {:>10} {:>8} {:>8} {:>7} {:>9}",
+            "model",
+            "engine",
+            "codec",
+            "decode",
+            "preprocess",
+            "network",
+            "post",
+            "total",
+            "overhead"
         ));
         for m in results {
             for row in &m.pipeline {
                 lines.push(format!(
-                    "{:<40} {:>6} {:>7.2} {:>10.2} {:>8.2} {:>8.3} {:>7.2} {:>8.1}%",
+                    "{:<40} {:<13} {:>6} {:>7.2} {:>10.2} {:>8.2} {:>8.3} {:>7.2} {:>8.1}%",
                     m.model,
+                    engine_name(&m.backend),
                     row.codec,
                     row.decode_ms,
                     row.preprocess_ms,
