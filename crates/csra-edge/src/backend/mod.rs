@@ -122,6 +122,23 @@ pub enum BackendError {
     Tensorrt(#[from] csra_trt::TrtError),
 }
 
+/// Refuses an input buffer that is not `expected` values long, before an engine reads it.
+pub(crate) fn check_input_len(expected: usize, input: &[f32]) -> Result<(), BackendError> {
+    if input.len() == expected {
+        return Ok(());
+    }
+    Err(BackendError::InputLength {
+        expected,
+        actual: input.len(),
+    })
+}
+
+/// How a CPU engine describes itself: `tract (CPU, f32), 2 threads`.
+pub(crate) fn cpu_description(engine: &str, threads: usize) -> String {
+    let unit = if threads == 1 { "thread" } else { "threads" };
+    format!("{engine} (CPU, f32), {threads} {unit}")
+}
+
 /// An inference engine with one network loaded and ready.
 pub trait Backend: Send {
     /// A short description for logs, e.g. `tract, 4 threads`.

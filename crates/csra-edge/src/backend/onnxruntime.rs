@@ -14,7 +14,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use super::{AttentionMaps, Backend, BackendError, Outputs};
+use super::{check_input_len, cpu_description, AttentionMaps, Backend, BackendError, Outputs};
 use crate::model::ModelFiles;
 
 const ENGINE: &str = "onnxruntime";
@@ -137,12 +137,7 @@ fn library_path(library: Option<&Path>) -> PathBuf {
 
 impl Backend for OnnxruntimeBackend {
     fn describe(&self) -> String {
-        let threads = if self.threads == 1 {
-            "thread"
-        } else {
-            "threads"
-        };
-        format!("ONNX Runtime (CPU, f32), {} {threads}", self.threads)
+        cpu_description("ONNX Runtime", self.threads)
     }
 
     fn input_len(&self) -> usize {
@@ -150,12 +145,7 @@ impl Backend for OnnxruntimeBackend {
     }
 
     fn run(&mut self, input: &[f32]) -> Result<Outputs, BackendError> {
-        if input.len() != self.input_len() {
-            return Err(BackendError::InputLength {
-                expected: self.input_len(),
-                actual: input.len(),
-            });
-        }
+        check_input_len(self.input_len(), input)?;
         let run_error = |e: ort::Error| BackendError::Run(e.to_string());
         let tensor = TensorRef::from_array_view((self.input_shape, input)).map_err(run_error)?;
         let model = &self.model;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use csra_trt::{Engine, Library, Options, RunOutput};
 
-use super::{AttentionMaps, Backend, BackendError, Outputs};
+use super::{check_input_len, AttentionMaps, Backend, BackendError, Outputs};
 use crate::model::ModelFiles;
 
 /// A TensorRT engine for one model, its buffers allocated once.
@@ -97,12 +97,7 @@ impl Backend for TensorrtBackend {
     }
 
     fn run(&mut self, input: &[f32]) -> Result<Outputs, BackendError> {
-        if input.len() != self.input_len() {
-            return Err(BackendError::InputLength {
-                expected: self.input_len(),
-                actual: input.len(),
-            });
-        }
+        check_input_len(self.input_len(), input)?;
         let run = self.engine.run(input)?;
         Ok(Outputs {
             logits: self.class_vector(&run, &self.logits)?,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 
-use super::{AttentionMaps, Backend, BackendError, Outputs};
+use super::{check_input_len, cpu_description, AttentionMaps, Backend, BackendError, Outputs};
 use crate::model::ModelFiles;
 
 const ENGINE: &str = "tract";
@@ -124,12 +124,7 @@ fn executor(threads: usize) -> Result<Executor, BackendError> {
 
 impl Backend for TractBackend {
     fn describe(&self) -> String {
-        let threads = if self.threads == 1 {
-            "thread"
-        } else {
-            "threads"
-        };
-        format!("tract (CPU, f32), {} {threads}", self.threads)
+        cpu_description("tract", self.threads)
     }
 
     fn input_len(&self) -> usize {
@@ -137,12 +132,7 @@ impl Backend for TractBackend {
     }
 
     fn run(&mut self, input: &[f32]) -> Result<Outputs, BackendError> {
-        if input.len() != self.input_len() {
-            return Err(BackendError::InputLength {
-                expected: self.input_len(),
-                actual: input.len(),
-            });
-        }
+        check_input_len(self.input_len(), input)?;
         let tensor = Tensor::from_shape(&self.input_shape, input)
             .map_err(|e| BackendError::Run(format!("{e:#}")))?;
         let state = &mut self.state;

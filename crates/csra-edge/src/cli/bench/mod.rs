@@ -96,8 +96,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         );
     }
     // Kept until the end: the grafted family lives in it.
-    let grafted = tempfile::tempdir().context("creating a temporary folder for --backbone")?;
+    let mut grafted = None;
     if let Some(path) = &args.backbone {
+        let dir = tempfile::tempdir().context("creating a temporary folder for --backbone")?;
         let family = backbone::Family {
             backbone: path,
             heads: &args.heads,
@@ -108,11 +109,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             .file_name()
             .map_or(path.as_os_str(), |n| n)
             .to_string_lossy();
-        for folder in backbone::graft_family(&family, grafted.path())? {
+        for folder in backbone::graft_family(&family, dir.path())? {
             let member = folder.file_name().map(|n| n.to_string_lossy().into_owned());
             let label = format!("{name}:{}", member.unwrap_or_default());
             models.push((folder, label));
         }
+        grafted = Some(dir);
     }
     let profile = super::run::profile(args.device.as_deref())?;
     let mut results = Vec::new();
@@ -151,6 +153,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         plot::write(path, &results)?;
         log::info!("wrote the plot to {}", path.display());
     }
+    drop(grafted);
     if !failures.is_empty() {
         bail!(
             "{} of {} measurement(s) could not be made:\n{}",
@@ -163,20 +166,24 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Fills in each row's ratio to the fastest and its overhead over the baseline measured on
-/// the same engine, if any.
+/// the same engine at the same input size, if any.
 fn compare(results: &mut [Measurement]) {
     let fastest = results
         .iter()
         .map(|m| m.latency.p50_ms)
         .fold(f64::INFINITY, f64::min);
-    let baselines: Vec<(String, f64)> = results
+    let baselines: Vec<(String, String, f64)> = results
         .iter()
         .filter(|m| m.variant == "baseline")
-        .map(|m| (m.backend.clone(), m.latency.p50_ms))
+        .map(|m| (m.backend.clone(), m.input.clone(), m.latency.p50_ms))
         .collect();
     for m in results.iter_mut() {
         m.ratio_to_fastest = m.latency.p50_ms / fastest;
-        if let Some((_, baseline)) = baselines.iter().find(|(b, _)| *b == m.backend) {
+        let baseline = baselines
+            .iter()
+            .find(|(backend, input, _)| *backend == m.backend && *input == m.input)
+            .map(|(_, _, p50)| p50);
+        if let Some(baseline) = baseline {
             let (ms, pct) = head_overhead(m.latency.p50_ms, *baseline);
             (m.head_overhead_ms, m.head_overhead_pct) = (Some(ms), Some(pct));
         }
@@ -449,5 +456,10 @@ mod tests {
         assert_eq!(rows[2].head_overhead_ms, None, "no baseline on that engine");
         assert_eq!(rows[2].ratio_to_fastest, 1.0);
         assert_eq!(rows[0].ratio_to_fastest, 4.0);
+        // A model at another input size is not compared with the 448 baseline.
+        let mut rows = vec![row("baseline", "tract", 20.0), row("csra", "tract", 6.0)];
+        rows[1].input = "224x224".into();
+        compare(&mut rows);
+        assert_eq!(rows[1].head_overhead_ms, None, "no baseline at that size");
     }
 }
