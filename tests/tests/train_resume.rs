@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use csra_core::{Dataset, HeadSpec};
 use csra_host::data::{Augment, Loader, LoaderConfig};
-use csra_host::data_source::{DataFormat, DataSource};
+use csra_host::data_source::{DataFormat, DataSource, Role};
 use csra_host::evaluate::predict;
 use csra_host::train::{self, Checkpoint, LrSchedule, Outcome, Recipe, TrainJob};
 use csra_host::{Arch, CsraModel, ModelConfig};
@@ -26,7 +26,7 @@ static TORCH_RNG: Mutex<()> = Mutex::new(());
 
 fn coco_train() -> (DataSource, Dataset) {
     let root = data_dir().join("coco-mini");
-    let source = DataSource::detect(&root, "train2017").unwrap();
+    let source = DataSource::detect(&root, Some("train2017"), Role::Train).unwrap();
     assert_eq!(source.format, DataFormat::Coco);
     let mut set = source.read().unwrap();
     set.samples.truncate(8);
@@ -57,7 +57,8 @@ fn job(out: &Path, epochs: usize, pretrained: bool, resume: Option<Checkpoint>) 
         },
         image_size: SIZE,
         preprocess,
-        train_data,
+        train_data: vec![train_data],
+        class_mapping: Vec::new(),
         train_set,
         val_data: None,
         val_set: None,

@@ -9,8 +9,11 @@
 //! - [`manifest`]: the versioned JSON that sits beside every exported `.onnx`;
 //! - [`metrics`]: mAP, CP/CR/CF1 and OP/OR/OF1, computed exactly as the official CSRA code does;
 //! - `dataset` (feature `datasets`): readers for COCO, PASCAL VOC, WIDER-Attribute, the official
-//!   JSON lists and CSV.
+//!   JSON lists and CSV;
+//! - `class_map` (feature `datasets`): one label space mapped onto another by class name.
 
+#[cfg(feature = "datasets")]
+pub mod class_map;
 #[cfg(feature = "datasets")]
 pub mod dataset;
 pub mod error_chain;
@@ -20,6 +23,8 @@ pub mod labels;
 pub mod manifest;
 pub mod metrics;
 
+#[cfg(feature = "datasets")]
+pub use class_map::ClassMap;
 #[cfg(feature = "datasets")]
 pub use dataset::{BBox, Dataset, DatasetError, Sample};
 pub use error_chain::error_chain;

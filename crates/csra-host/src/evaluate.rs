@@ -27,6 +27,24 @@ impl Predictions {
         self.logits.iter().map(|&x| sigmoid(x)).collect()
     }
 
+    /// These predictions with only the output columns `classes`, in that order: a model's
+    /// outputs for the classes of data from another label space.
+    pub fn select_classes(self, classes: &[usize]) -> Predictions {
+        if classes.len() == self.num_classes && classes.iter().enumerate().all(|(i, &c)| i == c) {
+            return self;
+        }
+        let logits = self
+            .logits
+            .chunks_exact(self.num_classes)
+            .flat_map(|row| classes.iter().map(move |&c| row[c]))
+            .collect();
+        Predictions {
+            logits,
+            num_classes: classes.len(),
+            ..self
+        }
+    }
+
     /// The paper's metrics against `samples`' targets and ignore masks.
     ///
     /// # Errors

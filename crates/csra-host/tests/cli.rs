@@ -152,3 +152,103 @@ fn a_wrong_checkpoint_gets_a_message_not_a_panic() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// A VOC folder (ImageSets/Main + JPEGImages) of the first `n` voc2007-mini test images, with
+/// the official label lines of those images.
+fn voc_fixture(root: &Path, n: usize) {
+    let voc = data_dir().join("voc2007-mini");
+    let main = root.join("ImageSets/Main");
+    std::fs::create_dir_all(&main).unwrap();
+    std::fs::create_dir_all(root.join("JPEGImages")).unwrap();
+    let ids: Vec<String> = std::fs::read_to_string(voc.join("ImageSets/Main/test.txt"))
+        .unwrap()
+        .lines()
+        .take(n)
+        .map(|l| l.trim().to_string())
+        .collect();
+    for id in &ids {
+        let name = format!("{id}.jpg");
+        std::fs::copy(
+            voc.join("JPEGImages").join(&name),
+            root.join("JPEGImages").join(&name),
+        )
+        .unwrap();
+    }
+    for entry in std::fs::read_dir(voc.join("ImageSets/Main")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kept: String = text
+            .split_inclusive('\n')
+            .filter(|l| ids.iter().any(|id| l.starts_with(id.as_str())))
+            .collect();
+        std::fs::write(main.join(path.file_name().unwrap()), kept).unwrap();
+    }
+}
+
+/// Trains on coco-mini and VOC together (COCO classes), records both sources and the mapping,
+/// and scores the model on VOC data under VOC's names.
+#[test]
+fn train_on_coco_and_voc_then_score_on_voc() {
+    let dir = tempfile::tempdir().unwrap();
+    let voc = dir.path().join("voc");
+    voc_fixture(&voc, 12);
+    let data = data_dir();
+    let run = dir.path().join("run");
+    let weights = data.join("weights/mobilenet_v2_imagenet.safetensors");
+    let coco = format!("{}:train2017", data.join("coco-mini").display());
+    let voc_trainval = format!("{}:test", voc.display());
+    ok(&[
+        "-q",
+        "train",
+        "--data",
+        &coco,
+        "--data",
+        &voc_trainval,
+        "--no-val",
+        "--arch",
+        "mobilenet_v2",
+        "--pretrained",
+        weights.to_str().unwrap(),
+        "--normalize",
+        "tf",
+        "--freeze-bn",
+        "--image-size",
+        "64",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "1",
+        "--max-steps-per-epoch",
+        "1",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("latest.json")).unwrap()).unwrap();
+    assert_eq!(meta["train_data"].as_array().unwrap().len(), 2);
+    assert_eq!(meta["classes"].as_array().unwrap().len(), 80);
+    let mapping = &meta["class_mapping"][1];
+    assert_eq!(mapping["source"], "voc test");
+    assert_eq!(mapping["samples"], 12);
+    assert_eq!(mapping["renamed"]["tvmonitor"], "tv");
+    assert_eq!(mapping["unlabelled"].as_array().unwrap().len(), 60);
+
+    let report: serde_json::Value = serde_json::from_str(&ok(&[
+        "-q",
+        "eval",
+        run.to_str().unwrap(),
+        "--data",
+        voc.to_str().unwrap(),
+        "--json",
+    ]))
+    .unwrap();
+    let per_class = report["per_class"].as_array().unwrap();
+    assert_eq!(per_class.len(), 20);
+    assert_eq!(per_class[0]["class"], "aeroplane");
+    assert_eq!(per_class[0]["model_class"], "airplane");
+    assert!(
+        per_class[1].get("model_class").is_none(),
+        "bicycle keeps its name"
+    );
+    assert_eq!(report["metrics"]["num_samples"], 12);
+}

@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use csra_core::manifest::Preprocess;
 use csra_core::{HeadSpec, HeadVariant};
-use csra_host::data_source::{DataFormat, DataSource};
+use csra_host::data_source::{DataFormat, DataSource, DataSpec, Role};
 use csra_host::train::Checkpoint;
 use csra_host::CsraModel;
 use csra_onnx::graft::Normalization;
@@ -108,6 +108,10 @@ pub struct HeadArgs {
     /// λ, the weight of the attention logits.
     #[arg(long)]
     pub lambda: Option<f32>,
+    /// Leave the CSRA class rows unnormalised (the paper's Table 8 ablation; it normalises
+    /// them by default, for faster convergence).
+    #[arg(long)]
+    pub no_normalize: bool,
 }
 
 /// `--head` and `export --variant`: csra-core's [`HeadVariant`] as clap lists and parses it
@@ -137,8 +141,8 @@ impl HeadArgs {
     /// The spec these flags ask for, or `None` when no flag was given.
     pub fn spec(&self) -> anyhow::Result<Option<HeadSpec>> {
         let Some(variant) = self.variant.map(HeadVariant::from) else {
-            if self.heads.is_some() || self.lambda.is_some() {
-                bail!("--heads and --lambda need --head csra|max|baseline");
+            if self.heads.is_some() || self.lambda.is_some() || self.no_normalize {
+                bail!("--heads, --lambda and --no-normalize need --head csra|max|baseline");
             }
             return Ok(None);
         };
@@ -149,21 +153,26 @@ impl HeadArgs {
             HeadVariant::Max => HeadSpec::max(self.lambda.unwrap_or(0.2))?,
             HeadVariant::Baseline => HeadSpec::baseline(),
         };
-        if variant != HeadVariant::Csra && self.heads.is_some() {
-            bail!("--heads applies to --head csra only");
+        if variant != HeadVariant::Csra && (self.heads.is_some() || self.no_normalize) {
+            bail!("--heads and --no-normalize apply to --head csra only");
         }
-        Ok(Some(spec))
+        Ok(Some(if self.no_normalize {
+            spec.with_normalize(false)
+        } else {
+            spec
+        }))
     }
 }
 
 /// A dataset split named on the command line.
 #[derive(Debug, Args)]
 pub struct DataArgs {
-    /// A dataset folder in COCO layout (annotations/instances_<split>.json) or a VOCdevkit year
-    /// folder; the split comes from --split.
+    /// A dataset folder (COCO: annotations/instances_<split>.json; VOC: ImageSets/Main/ and
+    /// JPEGImages/), DIR:SPLIT, or a data spec .toml; `train` takes it more than once.
     #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// The split inside --data (COCO: val2017; VOC: test, trainval, ...).
+    pub data: Vec<PathBuf>,
+    /// The split inside --data folders that do not name one [default: COCO train2017 or the
+    /// one train* split for training, val2017 or val*/test* for evaluation; VOC trainval, test].
     #[arg(long)]
     pub split: Option<String>,
     /// The annotation format, instead of --data.
@@ -180,29 +189,67 @@ pub struct DataArgs {
     pub labels: Option<PathBuf>,
 }
 
+/// The sources `--data` or `--format` name, and the class list a data spec gives.
+pub struct NamedData {
+    /// The sources, in order.
+    pub sources: Vec<DataSource>,
+    /// A spec's `classes` file.
+    pub classes: Option<PathBuf>,
+}
+
 impl DataArgs {
-    /// The source these flags name; `None` when none was given.
-    pub fn source(&self, default_split: &str) -> anyhow::Result<Option<DataSource>> {
-        let split = self.split.as_deref().unwrap_or(default_split);
-        match (&self.data, self.format) {
-            (Some(dir), None) => Ok(Some(DataSource::detect(dir, split)?)),
-            (None, Some(format)) => {
+    /// Every source these flags name (empty when none was given).
+    pub fn sources(&self, role: Role) -> anyhow::Result<NamedData> {
+        let mut named = NamedData {
+            sources: Vec::new(),
+            classes: None,
+        };
+        match (self.data.as_slice(), self.format) {
+            ([], Some(format)) => {
                 let annotations = self
                     .annotations
                     .clone()
                     .context("--format needs --annotations FILE")?;
                 let images = self.images.clone().unwrap_or_else(|| PathBuf::from("."));
-                Ok(Some(DataSource {
+                named.sources.push(DataSource {
                     format,
                     annotations,
                     images,
                     split: self.split.clone(),
                     labels: self.labels.clone(),
-                }))
+                });
             }
-            (Some(_), Some(_)) => bail!("give either --data DIR or --format with --annotations"),
-            (None, None) => Ok(None),
+            ([], None) => {}
+            (_, Some(_)) => bail!("give either --data DIR or --format with --annotations"),
+            (values, None) => {
+                for value in values {
+                    if value.extension().is_some_and(|e| e == "toml") && value.is_file() {
+                        let spec = DataSpec::read(value)?;
+                        named.sources.extend(spec.sources);
+                        named.classes = named.classes.or(spec.classes);
+                    } else {
+                        named.sources.push(DataSource::parse_arg(
+                            value,
+                            self.split.as_deref(),
+                            role,
+                        )?);
+                    }
+                }
+            }
         }
+        Ok(named)
+    }
+
+    /// The one source these flags name; `None` when none was given.
+    pub fn source(&self, role: Role) -> anyhow::Result<Option<DataSource>> {
+        let mut named = self.sources(role)?;
+        if named.sources.len() > 1 {
+            bail!(
+                "this command scores one dataset at a time, and --data names {}",
+                named.sources.len()
+            );
+        }
+        Ok(named.sources.pop())
     }
 }
 

@@ -9,9 +9,9 @@ use anyhow::{bail, Context};
 use clap::Args;
 use csra_core::manifest::{manifest_path_for, Manifest, Preprocess};
 use csra_core::metrics::Evaluation;
-use csra_core::{Dataset, HeadSpec};
+use csra_core::{ClassMap, Dataset, HeadSpec, LabelSet};
 use csra_host::data::{Augment, Loader, LoaderConfig};
-use csra_host::data_source::DataSource;
+use csra_host::data_source::{DataSource, Role};
 use csra_host::evaluate::{predict, predict_with, Predictions};
 use csra_host::export::tract_run::TractModel;
 use serde::Serialize;
@@ -24,7 +24,9 @@ pub struct EvalArgs {
     /// A checkpoint .json, a run directory (its latest checkpoint), or an exported
     /// `model.onnx` (run in tract, with the manifest beside it; needs --data or --format).
     checkpoint: PathBuf,
-    /// The data to score [default: the checkpoint's validation set].
+    /// The data to score [default: the checkpoint's validation set]. Data with other class
+    /// names is mapped onto the model's by name (VOC's aeroplane→airplane, ...): only the
+    /// classes both have are scored, under the data's names.
     #[command(flatten)]
     data: DataArgs,
     /// Evaluate with another head on the same weights, e.g. `--head max --lambda 0.2` on a
@@ -59,7 +61,11 @@ struct Report {
 
 #[derive(Debug, Serialize)]
 struct ClassAp {
+    /// The data's class name.
     class: String,
+    /// The model's name for it, where that differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_class: Option<String>,
     ap: Option<f64>,
 }
 
@@ -68,8 +74,12 @@ struct Scored {
     /// The checkpoint description or model file that was scored.
     source: PathBuf,
     data: DataSource,
+    /// The data, restricted to the classes the model predicts.
     dataset: Dataset,
+    /// The model's name of each of `dataset`'s classes.
+    model_classes: Vec<String>,
     head: HeadSpec,
+    /// The model's outputs for `dataset`'s classes.
     predictions: Predictions,
     seconds: f64,
 }
@@ -85,6 +95,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         source,
         data,
         dataset,
+        model_classes,
         head,
         predictions,
         seconds,
@@ -105,9 +116,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             .classes
             .names()
             .iter()
+            .zip(&model_classes)
             .zip(&metrics.per_class_ap)
-            .map(|(class, ap)| ClassAp {
+            .map(|((class, model_class), ap)| ClassAp {
                 class: class.clone(),
+                model_class: (model_class != class).then(|| model_class.clone()),
                 ap: *ap,
             })
             .collect(),
@@ -136,7 +149,7 @@ fn score_checkpoint(args: &EvalArgs) -> anyhow::Result<Scored> {
     let device = args.device.device()?;
     let loaded = load_model(&args.checkpoint, device, args.head.spec()?)?;
     let meta = &loaded.checkpoint.meta;
-    let data = match args.data.source("val2017")? {
+    let data = match args.data.source(Role::Eval)? {
         Some(data) => data,
         None => meta.val_data.clone().with_context(|| {
             format!(
@@ -145,9 +158,10 @@ fn score_checkpoint(args: &EvalArgs) -> anyhow::Result<Scored> {
             )
         })?,
     };
-    let dataset = read_data(&data, meta.model.num_classes)?;
+    let classes = LabelSet::new(meta.classes.iter().cloned(), "the checkpoint's classes")?;
+    let scoring = read_data(&data, &classes)?;
     let loader = loader(
-        &dataset,
+        &scoring.dataset,
         args,
         (meta.image_size, meta.image_size),
         &meta.preprocess,
@@ -157,9 +171,10 @@ fn score_checkpoint(args: &EvalArgs) -> anyhow::Result<Scored> {
     Ok(Scored {
         source: loaded.checkpoint.path.clone(),
         data,
-        dataset,
+        model_classes: scoring.model_classes(&classes),
+        dataset: scoring.dataset,
         head: loaded.model.config().head.clone(),
-        predictions,
+        predictions: predictions.select_classes(&scoring.columns),
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -174,15 +189,16 @@ fn score_onnx(args: &EvalArgs) -> anyhow::Result<Scored> {
         );
     }
     let manifest = Manifest::read(&manifest_path_for(path))?;
-    let data = args.data.source("val2017")?.with_context(|| {
+    let data = args.data.source(Role::Eval)?.with_context(|| {
         format!(
             "{}: an exported model does not record its data; name it with --data or --format",
             path.display()
         )
     })?;
-    let dataset = read_data(&data, manifest.num_classes)?;
+    let classes = manifest.labels()?;
+    let scoring = read_data(&data, &classes)?;
     let input = (manifest.input.width, manifest.input.height);
-    let loader = loader(&dataset, args, input, &manifest.preprocess)?;
+    let loader = loader(&scoring.dataset, args, input, &manifest.preprocess)?;
     let model = TractModel::load(path, &manifest.outputs.logits)?;
     let started = Instant::now();
     let predictions = predict_with(&loader, manifest.num_classes, |pixels, shape| {
@@ -191,24 +207,80 @@ fn score_onnx(args: &EvalArgs) -> anyhow::Result<Scored> {
     Ok(Scored {
         source: path.clone(),
         data,
-        dataset,
+        model_classes: scoring.model_classes(&classes),
+        dataset: scoring.dataset,
         head: manifest.head,
-        predictions,
+        predictions: predictions.select_classes(&scoring.columns),
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
-fn read_data(data: &DataSource, num_classes: usize) -> anyhow::Result<Dataset> {
-    let dataset = data.read()?;
-    if dataset.classes.len() != num_classes {
+/// A dataset in its own label space, restricted to the classes the model predicts.
+struct Scoring {
+    /// The data, with only the classes the model has.
+    dataset: Dataset,
+    /// The model's output column of each of `dataset`'s classes.
+    columns: Vec<usize>,
+}
+
+impl Scoring {
+    /// The model's name of each scored class.
+    fn model_classes(&self, classes: &LabelSet) -> Vec<String> {
+        self.columns
+            .iter()
+            .map(|&c| classes.names()[c].clone())
+            .collect()
+    }
+}
+
+/// Reads `data` and matches its classes to the model's `classes` by name.
+fn read_data(data: &DataSource, classes: &LabelSet) -> anyhow::Result<Scoring> {
+    scoring(data.read()?, classes, data)
+}
+
+/// Matches `dataset`'s classes (read from `data`) to the model's `classes` by name.
+fn scoring(dataset: Dataset, classes: &LabelSet, data: &DataSource) -> anyhow::Result<Scoring> {
+    let map = ClassMap::by_name(&dataset.classes, classes, &data.short_name())?;
+    if map.is_identity() {
+        return Ok(Scoring {
+            columns: (0..classes.len()).collect(),
+            dataset,
+        });
+    }
+    let (data_classes, columns): (Vec<usize>, Vec<usize>) = map.pairs().into_iter().unzip();
+    if columns.is_empty() {
         bail!(
-            "{}: the dataset has {} classes but the model predicts {}; evaluate on data with the classes it was trained on",
+            "{}: none of the dataset's {} classes is among the model's {} ({}, ...); evaluate on \
+             data labelled with the classes it was trained on",
             data.annotations.display(),
             dataset.classes.len(),
-            num_classes
+            classes.len(),
+            classes
+                .names()
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
-    Ok(dataset)
+    let record = map.describe(&dataset.classes, classes);
+    log::info!(
+        "scoring the {} classes the data and the model share ({} renamed)",
+        columns.len(),
+        record.renamed.len()
+    );
+    if !record.dropped.is_empty() {
+        log::warn!(
+            "{}: classes the model does not predict, not scored: {}",
+            data.short_name(),
+            record.dropped.join(", ")
+        );
+    }
+    Ok(Scoring {
+        dataset: dataset.select_classes(&data_classes),
+        columns,
+    })
 }
 
 fn loader(
@@ -274,4 +346,83 @@ fn print_table(r: &Report) -> std::io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use csra_core::Sample;
+    use csra_host::data_source::DataFormat;
+
+    use super::*;
+
+    fn sample(target: [bool; 3]) -> Sample {
+        Sample {
+            image: "x.jpg".into(),
+            target: target.to_vec(),
+            ignore: vec![false; 3],
+            bbox: None,
+        }
+    }
+
+    /// A 3-class model (airplane, dog, cat) scored on data labelled aeroplane, cat and unicorn:
+    /// only aeroplane (its airplane output) and cat count.
+    #[test]
+    fn data_of_another_label_space_is_scored_on_the_shared_classes_only() {
+        let model = LabelSet::new(["airplane", "dog", "cat"], "model").unwrap();
+        let dataset = Dataset {
+            classes: LabelSet::new(["aeroplane", "cat", "unicorn"], "data").unwrap(),
+            samples: vec![
+                sample([true, false, true]),
+                sample([false, true, false]),
+                sample([true, false, true]),
+            ],
+            skipped: vec![],
+        };
+        let data = DataSource {
+            format: DataFormat::Csv,
+            annotations: "data.csv".into(),
+            images: ".".into(),
+            split: None,
+            labels: None,
+        };
+        let scoring = scoring(dataset, &model, &data).unwrap();
+        assert_eq!(scoring.columns, [0, 2]);
+        assert_eq!(scoring.model_classes(&model), ["airplane", "cat"]);
+        assert_eq!(scoring.dataset.classes.names(), ["aeroplane", "cat"]);
+        // Logits per image: airplane, dog, cat. Read by position instead of by name, "cat"
+        // would take the dog column and score 1/3.
+        let predictions = Predictions {
+            logits: vec![2.0, 0.0, -1.0, 1.0, -3.0, 3.0, -2.0, 5.0, 0.0],
+            indices: vec![0, 1, 2],
+            num_classes: 3,
+            skipped: vec![],
+        }
+        .select_classes(&scoring.columns);
+        let metrics = predictions.evaluate(&scoring.dataset.samples).unwrap();
+        // airplane: scores 2, 1, -2 for labels 1, 0, 1 → precisions 1/1 and 2/3 → AP 5/6.
+        // cat: scores -1, 3, 0 for labels 0, 1, 0 → AP 1.
+        let ap: Vec<f64> = metrics.per_class_ap.iter().map(|a| a.unwrap()).collect();
+        assert!((ap[0] - 5.0 / 6.0).abs() < 1e-9, "{ap:?}");
+        assert!((ap[1] - 1.0).abs() < 1e-9, "{ap:?}");
+        assert!((metrics.map - 11.0 / 12.0).abs() < 1e-9, "{}", metrics.map);
+    }
+
+    #[test]
+    fn data_sharing_no_class_with_the_model_is_an_error() {
+        let model = LabelSet::new(["airplane"], "model").unwrap();
+        let dataset = Dataset {
+            classes: LabelSet::new(["unicorn"], "data").unwrap(),
+            samples: vec![],
+            skipped: vec![],
+        };
+        let data = DataSource {
+            format: DataFormat::Csv,
+            annotations: "data.csv".into(),
+            images: ".".into(),
+            split: None,
+            labels: None,
+        };
+        let err = scoring(dataset, &model, &data).err().unwrap().to_string();
+        assert!(err.contains("data.csv") && err.contains("none of"), "{err}");
+    }
 }

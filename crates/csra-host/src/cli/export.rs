@@ -351,7 +351,7 @@ fn manifest(ctx: &Shared<'_>, head: &HeadWeights, derivation: Derivation) -> Man
     };
     let provenance = Provenance {
         backbone: meta.model.arch.name().to_owned(),
-        dataset: meta.train_data.short_name(),
+        dataset: csra_host::data_source::describe_sources(&meta.train_data),
         epochs: u32::try_from(meta.progress.epochs_done).unwrap_or(u32::MAX),
         commit: None,
         created_by: csra_host::created_by(),

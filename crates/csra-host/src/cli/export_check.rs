@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use csra_core::metrics::Evaluation;
+use csra_core::LabelSet;
 use csra_host::data::{Augment, Loader, LoaderConfig};
 use csra_host::evaluate::{batch_tensor, predict_with};
 use csra_host::export::tract_run::TractModel;
@@ -130,7 +131,8 @@ pub fn score(
             loaded.checkpoint.path.display()
         )
     })?;
-    let dataset = data.read()?;
+    let classes = LabelSet::new(meta.classes.iter().cloned(), "the checkpoint's classes")?;
+    let (dataset, _) = data.read_onto(&classes)?;
     let tract = TractModel::load(model, logits)?;
     let [_, height, width] = tract.image_shape();
     let size = (u32::try_from(width)?, u32::try_from(height)?);

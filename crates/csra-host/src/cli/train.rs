@@ -1,14 +1,14 @@
 //! `csra-host train`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use csra_core::HeadSpec;
-use csra_host::data_source::{DataFormat, DataSource};
+use csra_core::{Dataset, HeadSpec, LabelSet};
+use csra_host::data_source::{describe_sources, read_mixed, DataFormat, DataSource, Role};
 use csra_host::train::{self, Checkpoint, LrSchedule, Outcome, Recipe, TrainJob};
 use csra_host::{Arch, ModelConfig};
 
@@ -17,10 +17,22 @@ use super::common::{DataArgs, DeviceArgs, HeadArgs, Normalize};
 /// `csra-host train` flags.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Training data: --data DIR (COCO or VOC layout) with --split, or --format/--annotations/--images.
+    /// Training data: --data DIR[:SPLIT] (COCO or VOC layout), repeated to train on several
+    /// datasets, or a data spec .toml; or one --format/--annotations/--images source.
     #[command(flatten)]
     data: DataArgs,
-    /// The validation split inside --data (default: val2017 for COCO, test for VOC).
+    /// The training classes, one per line [default: the first source's]. Sources are mapped
+    /// onto them by name (VOC's aeroplane→airplane, motorbike→motorcycle, sofa→couch,
+    /// tvmonitor→tv, ...); a class a source does not label is ignored in the loss for its
+    /// images, and a source's classes that are not listed are dropped.
+    #[arg(long)]
+    classes: Option<PathBuf>,
+    /// Validation data: a folder, DIR:SPLIT or a spec of one source, mapped onto the training
+    /// classes [default: the first --data folder's evaluation split].
+    #[arg(long)]
+    val_data: Option<PathBuf>,
+    /// The validation split inside the first --data folder (default: val2017 for COCO, test
+    /// for VOC).
     #[arg(long)]
     val_split: Option<String>,
     /// Validation annotations, with --format (same format as the training data).
@@ -120,7 +132,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         job.model.arch,
         job.model.head.variant(),
         job.model.head.lambda(),
-        job.train_data,
+        describe_sources(&job.train_data),
         job.recipe.epochs,
         job.out_dir.display()
     );
@@ -149,25 +161,32 @@ fn fresh_job(args: &TrainArgs, device: tch::Device) -> anyhow::Result<TrainJob> 
             out_dir.display()
         );
     }
-    let train_data = args.data.source("train2017")?.context(
-        "name the training data: --data DIR, or --format with --annotations and --images",
-    )?;
+    let named = args.data.sources(Role::Train)?;
+    if named.sources.is_empty() {
+        bail!("name the training data: --data DIR (repeated for several), or --format with --annotations and --images");
+    }
+    let classes = args
+        .classes
+        .as_ref()
+        .or(named.classes.as_ref())
+        .map(|path| LabelSet::read(path))
+        .transpose()?;
+    let mixed = read_mixed(&named.sources, classes.as_ref())?;
     let val_data = if args.no_val {
         None
     } else {
-        val_source(args, &train_data)?
+        val_source(args, &named.sources[0])?
     };
+    let val_set = read_val(val_data.as_ref(), &mixed.dataset.classes)?;
     let head = args
         .head
         .spec()?
         .map_or_else(|| HeadSpec::csra(1, 0.1), Ok)?;
-    let train_set = train_data.read()?;
-    let val_set = val_data.as_ref().map(DataSource::read).transpose()?;
     Ok(TrainJob {
         model: ModelConfig {
             arch: args.arch,
             head,
-            num_classes: train_set.classes.len(),
+            num_classes: mixed.dataset.classes.len(),
             freeze_bn: args.freeze_bn,
         },
         recipe: Recipe {
@@ -187,8 +206,9 @@ fn fresh_job(args: &TrainArgs, device: tch::Device) -> anyhow::Result<TrainJob> 
         },
         image_size: args.image_size,
         preprocess: args.normalize.preprocess(),
-        train_data,
-        train_set,
+        train_data: named.sources,
+        class_mapping: mixed.mappings,
+        train_set: mixed.dataset,
         val_data,
         val_set,
         pretrained: args.pretrained.clone(),
@@ -202,7 +222,26 @@ fn fresh_job(args: &TrainArgs, device: tch::Device) -> anyhow::Result<TrainJob> 
     })
 }
 
+/// The validation split in the training label space.
+fn read_val(data: Option<&DataSource>, classes: &LabelSet) -> anyhow::Result<Option<Dataset>> {
+    Ok(data
+        .map(|data| data.read_onto(classes))
+        .transpose()?
+        .map(|(dataset, _)| dataset))
+}
+
 fn val_source(args: &TrainArgs, train: &DataSource) -> anyhow::Result<Option<DataSource>> {
+    if let Some(value) = &args.val_data {
+        let data = DataArgs {
+            data: vec![value.clone()],
+            split: args.val_split.clone(),
+            format: None,
+            annotations: None,
+            images: None,
+            labels: None,
+        };
+        return data.source(Role::Eval);
+    }
     if let Some(annotations) = &args.val_annotations {
         return Ok(Some(DataSource {
             annotations: annotations.clone(),
@@ -214,40 +253,50 @@ fn val_source(args: &TrainArgs, train: &DataSource) -> anyhow::Result<Option<Dat
             ..train.clone()
         }));
     }
-    let Some(dir) = &args.data.data else {
+    let Some(value) = args.data.data.first() else {
         return Ok(None);
     };
-    let split = match (&args.val_split, train.format) {
-        (Some(split), _) => split.clone(),
-        (None, DataFormat::Coco) => "val2017".into(),
-        (None, _) => "test".into(),
+    if value.extension().is_some_and(|e| e == "toml") {
+        return Ok(None);
+    }
+    // The folder of `DIR:SPLIT`, or DIR itself.
+    let dir = match train.format {
+        DataFormat::Coco => train.annotations.parent().and_then(Path::parent),
+        DataFormat::Voc => Some(train.annotations.as_path()),
+        DataFormat::VocImagesets => train.annotations.parent().and_then(Path::parent),
+        _ => None,
     };
-    Ok(Some(DataSource::detect(dir, &split)?))
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    Ok(Some(DataSource::detect(
+        dir,
+        args.val_split.as_deref(),
+        Role::Eval,
+    )?))
 }
 
-fn resumed_job(
-    args: &TrainArgs,
-    path: &std::path::Path,
-    device: tch::Device,
-) -> anyhow::Result<TrainJob> {
+fn resumed_job(args: &TrainArgs, path: &Path, device: tch::Device) -> anyhow::Result<TrainJob> {
     let checkpoint = Checkpoint::read(path)?;
     let meta = &checkpoint.meta;
     let out_dir = checkpoint
         .path
         .parent()
-        .map(std::path::Path::to_path_buf)
+        .map(Path::to_path_buf)
         .unwrap_or_default();
     let mut recipe = meta.recipe.clone();
     recipe.epochs = args.epochs.unwrap_or(recipe.epochs);
-    let train_set = meta.train_data.read()?;
-    let val_set = meta.val_data.as_ref().map(DataSource::read).transpose()?;
+    let classes = LabelSet::new(meta.classes.iter().cloned(), "the checkpoint's classes")?;
+    let mixed = read_mixed(&meta.train_data, Some(&classes))?;
+    let val_set = read_val(meta.val_data.as_ref(), &classes)?;
     Ok(TrainJob {
         model: meta.model.clone(),
         recipe,
         image_size: meta.image_size,
         preprocess: meta.preprocess.clone(),
         train_data: meta.train_data.clone(),
-        train_set,
+        class_mapping: mixed.mappings,
+        train_set: mixed.dataset,
         val_data: meta.val_data.clone(),
         val_set,
         pretrained: None,

@@ -11,7 +11,7 @@ use tch::{Device, Tensor};
 
 use super::history::EpochRecord;
 use super::{Recipe, TrainError};
-use crate::data_source::DataSource;
+use crate::data_source::{DataSource, SourceMapping};
 use crate::{Arch, ModelConfig};
 
 /// The `format` field of every checkpoint description.
@@ -59,8 +59,13 @@ pub struct CheckpointMeta {
     pub progress: Progress,
     /// One record per finished epoch.
     pub history: Vec<EpochRecord>,
-    /// The training set, so `--resume` needs no data flags.
-    pub train_data: DataSource,
+    /// The training sources, so `--resume` needs no data flags (a single object in
+    /// checkpoints written before several sources could be given).
+    #[serde(deserialize_with = "one_or_many")]
+    pub train_data: Vec<DataSource>,
+    /// How each training source's classes map onto `classes` (empty in older checkpoints).
+    #[serde(default)]
+    pub class_mapping: Vec<SourceMapping>,
     /// The validation set, when there was one.
     pub val_data: Option<DataSource>,
     /// The tool that wrote it, e.g. `csra-host 0.1.0`.
@@ -238,4 +243,18 @@ fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), TrainE
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
+}
+
+/// Reads `train_data` as a list, or as the one source older checkpoints hold.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<DataSource>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<DataSource>),
+        One(DataSource),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::Many(sources) => sources,
+        OneOrMany::One(source) => vec![source],
+    })
 }

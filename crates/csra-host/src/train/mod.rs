@@ -27,7 +27,7 @@ pub use schedule::LrSchedule;
 pub use sgd::{GroupSpec, Sgd, MOMENTUM_PREFIX};
 
 use crate::data::{Augment, Loader, LoaderConfig};
-use crate::data_source::DataSource;
+use crate::data_source::{describe_sources, DataSource, SourceMapping};
 use crate::evaluate::{batch_tensor, predict};
 use crate::plot::{write_training_plot, EpochPoint};
 use crate::{weights, CsraModel, ModelConfig, BACKBONE_PREFIX, HEAD_PREFIX};
@@ -86,9 +86,11 @@ pub struct TrainJob {
     pub image_size: u32,
     /// Pixel normalisation (matched to the pretrained weights).
     pub preprocess: Preprocess,
-    /// Where the training split is, as recorded in checkpoints.
-    pub train_data: DataSource,
-    /// The training split, read from `train_data`.
+    /// Where the training data is, one or more sources, as recorded in checkpoints.
+    pub train_data: Vec<DataSource>,
+    /// How each source's classes were mapped onto the training classes.
+    pub class_mapping: Vec<SourceMapping>,
+    /// The training samples of every source, in the training label space.
     pub train_set: Dataset,
     /// Where the validation split is, if any.
     pub val_data: Option<DataSource>,
@@ -204,7 +206,7 @@ pub fn run(job: TrainJob, stop: &AtomicBool) -> Result<Outcome, TrainError> {
     })?;
     if job.train_set.samples.is_empty() {
         return Err(TrainError::NoSamples {
-            data: job.train_data.to_string(),
+            data: describe_sources(&job.train_data),
         });
     }
     let mut run = Run::start(&job)?;
@@ -426,16 +428,9 @@ impl<'a> Run<'a> {
     ) -> Result<f64, TrainError> {
         let device = self.job.device;
         let images = batch_tensor(&batch.images, batch.shape)?.to_device(device);
-        let dims = [batch.shape[0] as i64, batch.num_classes as i64];
-        let targets = Tensor::from_slice(&batch.targets)
-            .f_view(dims)?
-            .to_device(device);
-        let mask = Tensor::from_slice(&batch.mask)
-            .f_view(dims)?
-            .to_device(device);
         let amp = self.scaler.is_some();
         let logits = tch::autocast(amp, || self.model.forward_t(&images, true));
-        let loss = masked_bce(&logits.to_kind(Kind::Float), &targets, &mask);
+        let loss = batch_loss(&logits.to_kind(Kind::Float), batch)?;
         let value = loss.double_value(&[]);
         self.progress.global_step += 1;
         if !value.is_finite() {
@@ -512,11 +507,7 @@ impl<'a> Run<'a> {
                 val_map: r.val.as_ref().map(|v| v.map),
             })
             .collect();
-        let data = &self.job.train_data.annotations;
-        let data = data.file_name().map_or_else(
-            || data.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
+        let data = describe_sources(&self.job.train_data);
         let head = &self.job.model.head;
         let title = format!(
             "{} · {:?} head (H={}, λ={}) · {data}",
@@ -542,6 +533,7 @@ impl<'a> Run<'a> {
             progress: self.progress,
             history: self.history.clone(),
             train_data: self.job.train_data.clone(),
+            class_mapping: self.job.class_mapping.clone(),
             val_data: self.job.val_data.clone(),
             created_by: crate::created_by(),
         };
@@ -551,6 +543,25 @@ impl<'a> Run<'a> {
         log::debug!("saved {}", path.display());
         Ok(path)
     }
+}
+
+/// The training loss of `batch` for its `[N, C]` float logits: binary cross-entropy over the
+/// labels its mask keeps, so an ignored label (VOC difficult-only, or a class the image's
+/// dataset does not label) adds nothing to the loss or its gradient.
+///
+/// # Errors
+///
+/// [`tch::TchError`] when the logits do not have the batch's shape.
+pub fn batch_loss(logits: &Tensor, batch: &crate::data::Batch) -> Result<Tensor, tch::TchError> {
+    let dims = [batch.shape[0] as i64, batch.num_classes as i64];
+    let device = logits.device();
+    let targets = Tensor::from_slice(&batch.targets)
+        .f_view(dims)?
+        .to_device(device);
+    let mask = Tensor::from_slice(&batch.mask)
+        .f_view(dims)?
+        .to_device(device);
+    Ok(masked_bce(logits, &targets, &mask))
 }
 
 /// BCE on logits averaged over the labels the mask keeps (all of them, unless some are
