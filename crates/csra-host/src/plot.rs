@@ -1,4 +1,5 @@
-//! The training-progress plot: train loss and val mAP per epoch, as a PNG.
+//! The plots, as PNGs: training progress (train loss and val mAP per epoch), and mAP against a
+//! swept setting (λ, the number of heads) for `csra-host paper-tables`.
 
 use std::path::{Path, PathBuf};
 
@@ -111,10 +112,15 @@ pub fn write_training_plot(
     title: &str,
 ) -> Result<(), PlotError> {
     let pixels = render_pixels(path, points, title)?;
+    write_png(path, &pixels)
+}
+
+/// Encodes RGB pixels of [`PLOT_SIZE`] and writes the PNG atomically to `path`.
+fn write_png(path: &Path, pixels: &[u8]) -> Result<(), PlotError> {
     let (width, height) = PLOT_SIZE;
     let mut png = Vec::new();
     image::codecs::png::PngEncoder::new(&mut png)
-        .write_image(&pixels, width, height, image::ExtendedColorType::Rgb8)
+        .write_image(pixels, width, height, image::ExtendedColorType::Rgb8)
         .map_err(|source| PlotError::Encode {
             path: path.into(),
             source,
@@ -338,6 +344,110 @@ fn draw_curve<'a>(
         .draw()
 }
 
+/// One line of a sweep chart: mAP (a fraction) at each swept value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The legend entry.
+    pub name: String,
+    /// `(setting, mAP)` points, in increasing setting order.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Colours of the sweep chart's lines, in series order.
+const SERIES_COLOURS: [RGBColor; 4] = [
+    MAP_COLOUR,
+    LOSS_COLOUR,
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+];
+
+/// Draws mAP in % against a swept setting, one line per series (at most four), and writes
+/// the PNG atomically to `path`.
+///
+/// # Errors
+///
+/// [`PlotError::Empty`] when no series has a point, [`PlotError::NonFinite`] for a value that
+/// cannot be drawn, and the drawing and writing errors.
+pub fn write_sweep_chart(
+    path: &Path,
+    series: &[Series],
+    title: &str,
+    x_desc: &str,
+) -> Result<(), PlotError> {
+    let points = || series.iter().flat_map(|s| s.points.iter().copied());
+    if points().next().is_none() {
+        return Err(PlotError::Empty { path: path.into() });
+    }
+    if let Some((x, y)) = points().find(|(x, y)| !x.is_finite() || !y.is_finite()) {
+        return Err(PlotError::NonFinite {
+            path: path.into(),
+            epoch: 0,
+            quantity: "sweep point",
+            value: if x.is_finite() { y } else { x },
+        });
+    }
+    if !register_with_plotters() {
+        return Err(PlotError::Font { path: path.into() });
+    }
+    let (width, height) = PLOT_SIZE;
+    let mut pixels = vec![0u8; width as usize * height as usize * 3];
+    render_sweep(&mut pixels, series, title, x_desc).map_err(|e| PlotError::Draw {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    write_png(path, &pixels)
+}
+
+fn render_sweep(pixels: &mut [u8], series: &[Series], title: &str, x_desc: &str) -> DrawResult {
+    let all = || series.iter().flat_map(|s| s.points.iter().copied());
+    let (x_lo, x_hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (x, _)| {
+        (lo.min(x), hi.max(x))
+    });
+    let (y_lo, y_hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, y)| {
+        (lo.min(100.0 * y), hi.max(100.0 * y))
+    });
+    let x_pad = if x_hi > x_lo {
+        0.05 * (x_hi - x_lo)
+    } else {
+        0.5
+    };
+    let y_pad = if y_hi > y_lo {
+        0.15 * (y_hi - y_lo)
+    } else {
+        1.0
+    };
+    let root = BitMapBackend::with_buffer(pixels, PLOT_SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let body = root.titled(title, (FAMILY, 24))?;
+    let mut chart = ChartBuilder::on(&body)
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(72)
+        .build_cartesian_2d(
+            x_lo - x_pad..x_hi + x_pad,
+            (y_lo - y_pad).max(0.0)..y_hi + y_pad,
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc("test mAP (%)")
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .label_style((FAMILY, 14))
+        .axis_desc_style((FAMILY, 16))
+        .draw()?;
+    for (s, colour) in series.iter().zip(SERIES_COLOURS) {
+        let points: Vec<(f64, f64)> = s.points.iter().map(|&(x, y)| (x, 100.0 * y)).collect();
+        draw_curve(
+            &mut chart,
+            &points,
+            colour,
+            s.name.clone(),
+            SeriesLabelPosition::LowerRight,
+        )?;
+    }
+    root.present()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,5 +607,33 @@ mod tests {
             err.to_string().contains("/nonexistent-csra-dir/plot.png"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_sweep_chart_draws_each_series_in_its_colour() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sweep.png");
+        let series = [
+            Series {
+                name: "a".into(),
+                points: vec![(0.1, 0.40), (0.5, 0.45), (1.0, 0.42)],
+            },
+            Series {
+                name: "b".into(),
+                points: vec![(0.1, 0.30), (1.0, 0.31)],
+            },
+        ];
+        write_sweep_chart(&path, &series, "λ", "λ").unwrap();
+        let image = image::open(&path).unwrap().to_rgb8();
+        let (a_y, a_n) = mean_row(&image, SERIES_COLOURS[0], 0..PLOT_SIZE.0);
+        let (b_y, b_n) = mean_row(&image, SERIES_COLOURS[1], 0..PLOT_SIZE.0);
+        assert!(a_n > 50 && b_n > 50, "{a_n} {b_n}");
+        assert!(a_y < b_y, "the higher mAP is drawn higher: {a_y} vs {b_y}");
+        let empty = [Series {
+            name: "none".into(),
+            points: vec![],
+        }];
+        let err = write_sweep_chart(&path, &empty, "t", "x").unwrap_err();
+        assert!(matches!(err, PlotError::Empty { .. }), "{err}");
     }
 }

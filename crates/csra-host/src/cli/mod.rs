@@ -15,6 +15,7 @@ mod explain;
 mod export;
 mod export_check;
 mod graft;
+mod paper_tables;
 mod predict;
 mod train;
 
@@ -62,6 +63,8 @@ enum Command {
     Export(Box<export::ExportArgs>),
     /// Turn any ONNX classifier with a GAP + FC tail into the training-free Max head.
     Graft(graft::GraftArgs),
+    /// Run the paper's ablations in miniature (voc2007-mini, coco-mini) and write their page.
+    PaperTables(paper_tables::PaperTablesArgs),
 }
 
 /// Runs the parsed command.
@@ -73,5 +76,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain(args) => explain::run(args),
         Command::Export(args) => export::run(*args),
         Command::Graft(args) => graft::run(args),
+        Command::PaperTables(args) => paper_tables::run(args),
     }
 }
