@@ -23,7 +23,7 @@ source scripts/env.sh
 triple=aarch64-unknown-linux-gnu
 sysroot=/usr/aarch64-linux-gnu
 tolerance=1e-4
-model=models/mobilenet_v2-coco-mini
+model=models/mobilenet_v2-coco-voc-mini
 data=${CSRA_DATA_DIR:-../shared/data}
 target_dir=${CARGO_TARGET_DIR:-target}
 

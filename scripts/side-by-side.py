@@ -13,7 +13,7 @@ ONNX Runtime), both on the first model at each thread count. csra-edge's start-u
 out by timing two run lengths and dividing the difference.
 
     cargo build --release -p csra-edge --features onnxruntime
-    .venv/bin/python scripts/side-by-side.py models/mobilenet_v2-coco-mini --threads 1 2 \
+    .venv/bin/python scripts/side-by-side.py models/mobilenet_v2-coco-voc-mini --threads 1 2 \
         --frames ../shared/data/photos
 """
 

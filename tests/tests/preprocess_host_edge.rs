@@ -47,7 +47,7 @@ fn png_fixture(dir: &Path) -> PathBuf {
 /// The shipped model's manifest with the input size and preprocessing under test. ImageNet's
 /// per-channel mean and std make every channel's table different.
 fn manifest(size: (u32, u32), resize: ResizePolicy) -> Manifest {
-    let path = workspace_root().join("models/mobilenet_v2-coco-mini/model.manifest.json");
+    let path = workspace_root().join("models/mobilenet_v2-coco-voc-mini/model.manifest.json");
     let mut manifest = Manifest::read(&path).unwrap();
     manifest.input.width = size.0;
     manifest.input.height = size.1;

@@ -30,7 +30,7 @@
 //! use csra_edge::sink::{LineWriter, Sink};
 //!
 //! # fn main() -> anyhow::Result<()> {
-//! let model = ModelFiles::open("models/mobilenet_v2-coco-mini".as_ref())?;
+//! let model = ModelFiles::open("models/mobilenet_v2-coco-voc-mini".as_ref())?;
 //! let backend = Box::new(TractBackend::load(&model, 2)?);
 //! let post = PostprocessConfig::from_manifest(&model.manifest, None);
 //! let mut pipeline = Pipeline::new(&model.manifest, backend, post, PipelineOptions::default())?;

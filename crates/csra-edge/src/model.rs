@@ -11,7 +11,7 @@ use csra_onnx::{Dim, ModelInfo, OnnxError, ShapeDisplay, LABELS_FILE};
 use thiserror::Error;
 
 /// The shipped default model, relative to the current directory (a checkout's root).
-pub const DEFAULT_MODEL_DIR: &str = "models/mobilenet_v2-coco-mini";
+pub const DEFAULT_MODEL_DIR: &str = "models/mobilenet_v2-coco-voc-mini";
 
 /// The file name a model folder's manifest has when the folder holds one model.
 const MANIFEST_FILE: &str = "model.manifest.json";

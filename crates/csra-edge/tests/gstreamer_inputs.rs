@@ -38,7 +38,7 @@ const PHOTOS: [&str; 12] = [
 ];
 
 fn model_dir() -> PathBuf {
-    csra_test_support::workspace_root().join("models/mobilenet_v2-coco-mini")
+    csra_test_support::workspace_root().join("models/mobilenet_v2-coco-voc-mini")
 }
 
 fn edge() -> Command {

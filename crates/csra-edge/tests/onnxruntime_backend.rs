@@ -27,7 +27,7 @@ fn max_difference(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn onnxruntime_agrees_with_tract_on_the_shipped_model_and_real_photos() {
-    let model = ModelFiles::open(&workspace_root().join("models/mobilenet_v2-coco-mini")).unwrap();
+    let model = ModelFiles::open(&workspace_root().join("models/mobilenet_v2-coco-voc-mini")).unwrap();
     let library = onnxruntime_library();
     let photos = data_dir().join("photos/*_0.jpg");
     let pictures = Pictures::read(photos.to_str().unwrap(), &model.manifest, 4).unwrap();
@@ -84,7 +84,7 @@ fn edge(args: &[&str]) -> std::process::Output {
     let cache = tempfile::tempdir().unwrap();
     Command::new(env!("CARGO_BIN_EXE_csra-edge"))
         .args(["--device", "x86-cpu", "--threads", "1", "--model"])
-        .arg(workspace_root().join("models/mobilenet_v2-coco-mini"))
+        .arg(workspace_root().join("models/mobilenet_v2-coco-voc-mini"))
         .arg("--engine-cache")
         .arg(cache.path())
         .args(args)
@@ -158,7 +158,7 @@ fn bench_measures_each_engine_in_one_run() {
         ])
         .args(["--backends", "tract,onnxruntime", "--onnxruntime-library"])
         .arg(onnxruntime_library())
-        .arg(workspace_root().join("models/mobilenet_v2-coco-mini"))
+        .arg(workspace_root().join("models/mobilenet_v2-coco-voc-mini"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

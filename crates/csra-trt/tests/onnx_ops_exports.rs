@@ -176,7 +176,7 @@ fn every_emitted_head_imports_on_every_release() {
 #[test]
 fn the_shipped_model_imports_on_every_release() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models/mobilenet_v2-coco-mini/model.onnx");
+        .join("../../models/mobilenet_v2-coco-voc-mini/model.onnx");
     let model = csra_onnx::read_model(&path).unwrap();
     assert!(model.graph.as_ref().unwrap().node.len() > 50);
     for release in Release::ALL {

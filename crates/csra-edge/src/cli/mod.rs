@@ -66,7 +66,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The model: a folder with model.onnx and model.manifest.json, or a .onnx file
-    /// [default: models/mobilenet_v2-coco-mini]
+    /// [default: models/mobilenet_v2-coco-voc-mini]
     #[arg(long, value_name = "DIR|ONNX")]
     pub model: Option<PathBuf>,
     /// What to read: image files (a file, a folder or a glob 'photos/*.jpg'), a video file
