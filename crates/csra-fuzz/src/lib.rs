@@ -106,6 +106,7 @@ pub fn csv_list(data: &[u8]) {
 /// `data.pkl` of a `.pth` file.
 pub fn pickle(data: &[u8]) {
     let _ = csra_pickle::read_state_dict(data);
+    let _ = csra_pickle::read_checkpoint(data);
 }
 
 /// An `.onnx` file through `csra_onnx::inspect` and its report.

@@ -345,6 +345,10 @@ pub struct SourceMapping {
 
 /// The sources' short names joined by ` + `, for logs, plots and manifests.
 pub fn describe_sources(sources: &[DataSource]) -> String {
+    if sources.is_empty() {
+        // An imported checkpoint: trained elsewhere, on data it does not name.
+        return "no training data recorded".into();
+    }
     sources
         .iter()
         .map(DataSource::short_name)

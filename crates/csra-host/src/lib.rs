@@ -3,6 +3,7 @@
 //! - [`allocator`]: glibc malloc tuned for libtorch's step-by-step reuse of large blocks;
 //! - [`backbone`], [`head`], [`model`]: the networks in tch, with torchvision's parameter names;
 //! - [`weights`]: torchvision `.pth` and `.safetensors` files;
+//! - [`import`]: CSRA checkpoints from the official repository and mmpretrain;
 //! - [`data`]: decoding, augmentation and batching in worker threads;
 //! - [`data_source`]: which dataset files to read;
 //! - [`train`]: the official recipe, checkpoints, the JSON-lines log;
@@ -17,6 +18,7 @@ pub mod data_source;
 pub mod evaluate;
 pub mod export;
 pub mod head;
+pub mod import;
 pub mod model;
 pub mod plot;
 pub mod train;

@@ -1,5 +1,6 @@
-//! A strict reader for the pickle that `torch.save` writes as `data.pkl` for a state dict,
-//! without libtorch: csra-host turns its records into tensors, and the fuzzers run it alone.
+//! A strict reader for the pickle that `torch.save` writes as `data.pkl` for a state dict (or a
+//! training checkpoint that nests one next to plain metadata), without libtorch: csra-host
+//! turns its records into tensors, and the fuzzers run it alone.
 //!
 //! It runs the few pickle opcodes such a file uses (protocols 2 to 5) and knows only the
 //! globals a state dict needs: `collections.OrderedDict`, `torch._utils._rebuild_tensor_v2`,
@@ -256,34 +257,173 @@ impl Value {
 ///
 /// The top level must be a dict (or `OrderedDict`) from strings to tensors; anything else (a
 /// training checkpoint that nests the state dict, a pickled module) is an error that says
-/// what the file holds instead.
+/// what the file holds instead. [`read_checkpoint`] also takes the nested form.
 pub fn read_state_dict(data: &[u8]) -> Result<Vec<(String, TensorRecord)>, PickleError> {
-    let value = Machine::new(data).run()?;
-    let Value::Dict(items) = value else {
-        return Err(PickleError {
-            offset: 0,
-            message: format!(
-                "the file holds {}, not a state dict (a dict of tensors)",
-                value.describe()
-            ),
-        });
+    match Machine::new(data).run()? {
+        Value::Dict(items) => state_dict_entries(items, NESTED_HINT),
+        value => Err(not_a_dict(&value)),
+    }
+}
+
+/// The top-level keys under which a training checkpoint keeps its state dict, tried in order:
+/// mmpretrain / mmengine (and most training scripts) write `state_dict`, others `model`.
+pub const STATE_DICT_KEYS: [&str; 2] = ["state_dict", "model"];
+
+/// What a `torch.save` file of model weights holds: a state dict, plain or nested in a
+/// training checkpoint next to metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointFile {
+    /// The state dict's names and tensor records, in file order.
+    pub tensors: Vec<(String, TensorRecord)>,
+    /// The top-level key the state dict sat under; `None` for a plain state dict.
+    pub nested_under: Option<String>,
+    /// The checkpoint's other top-level entries with a short description each, in file
+    /// order: metadata the weights do not need, listed so a report can show what was skipped.
+    pub other_entries: Vec<(String, String)>,
+    /// The class names the metadata records: mmpretrain's `meta.dataset_meta.classes` or
+    /// mmcls's `meta.CLASSES`.
+    pub classes: Option<Vec<String>>,
+}
+
+/// Parses a `torch.save`d state dict, or a training checkpoint (`{"meta": ..., "state_dict":
+/// ...}`) whose state dict sits under one of [`STATE_DICT_KEYS`].
+///
+/// The checkpoint's other entries may hold plain values only (numbers, strings, lists,
+/// tuples, dicts, tensors): the same opcodes, globals and limits as [`read_state_dict`] apply
+/// to the whole file, so a pickled Python object anywhere in it is still refused.
+pub fn read_checkpoint(data: &[u8]) -> Result<CheckpointFile, PickleError> {
+    let items = match Machine::new(data).run()? {
+        Value::Dict(items) => items,
+        value => return Err(not_a_dict(&value)),
     };
+    if items.iter().all(|(_, v)| matches!(v, Value::Tensor(_))) {
+        return Ok(CheckpointFile {
+            tensors: state_dict_entries(items, NESTED_HINT)?,
+            nested_under: None,
+            other_entries: Vec::new(),
+            classes: None,
+        });
+    }
+    let Some((key, index)) = STATE_DICT_KEYS.iter().find_map(|key| {
+        let index = items
+            .iter()
+            .position(|(k, v)| is_str(k, key) && matches!(v, Value::Dict(_)))?;
+        Some((*key, index))
+    }) else {
+        return Err(top_level_error(&format!(
+            "the file holds a dict with the keys {}, but no state dict under {}",
+            key_list(&items),
+            STATE_DICT_KEYS.map(|k| format!("{k:?}")).join(" or ")
+        )));
+    };
+    let mut items = items;
+    let (_, nested) = items.remove(index);
+    let Value::Dict(nested) = nested else {
+        return Err(top_level_error(&format!("{key:?} is not a dict")));
+    };
+    let classes = metadata_classes(&items);
+    let other_entries = items
+        .iter()
+        .map(|(k, v)| (key_name(k), v.describe()))
+        .collect();
+    Ok(CheckpointFile {
+        tensors: state_dict_entries(
+            nested,
+            &format!("the state dict under {key:?} must map names to tensors"),
+        )?,
+        nested_under: Some(key.to_owned()),
+        other_entries,
+        classes,
+    })
+}
+
+/// What [`read_state_dict`] says of a dict entry that is not a tensor.
+const NESTED_HINT: &str = "this is not a plain state dict (a training checkpoint keeps it \
+     under a key such as \"state_dict\")";
+
+/// A state dict's entries, which must all be string keys with tensor values; `hint` follows
+/// the name of an entry that is not a tensor.
+fn state_dict_entries(
+    items: Vec<(Value, Value)>,
+    hint: &str,
+) -> Result<Vec<(String, TensorRecord)>, PickleError> {
     items
         .into_iter()
         .map(|(key, value)| match (key, value) {
             (Value::Str(name), Value::Tensor(tensor)) => Ok((name, tensor)),
-            (Value::Str(name), other) => Err(PickleError {
-                offset: 0,
-                message: format!(
-                    "entry {name:?} is {}, not a tensor: this is not a plain state dict (a \
-                     training checkpoint keeps it under a key such as \"state_dict\")",
-                    other.describe()
-                ),
-            }),
-            (key, _) => Err(PickleError {
-                offset: 0,
-                message: format!("a key is {}, not a string", key.describe()),
-            }),
+            (Value::Str(name), other) => Err(top_level_error(&format!(
+                "entry {name:?} is {}, not a tensor: {hint}",
+                other.describe()
+            ))),
+            (key, _) => Err(top_level_error(&format!(
+                "a key is {}, not a string",
+                key.describe()
+            ))),
+        })
+        .collect()
+}
+
+/// An error about the file's structure rather than one opcode.
+fn top_level_error(message: &str) -> PickleError {
+    PickleError {
+        offset: 0,
+        message: message.to_owned(),
+    }
+}
+
+fn not_a_dict(value: &Value) -> PickleError {
+    top_level_error(&format!(
+        "the file holds {}, not a state dict (a dict of tensors)",
+        value.describe()
+    ))
+}
+
+fn is_str(value: &Value, s: &str) -> bool {
+    matches!(value, Value::Str(v) if v == s)
+}
+
+/// A dict key for a report: the string itself, or what it is.
+fn key_name(key: &Value) -> String {
+    match key {
+        Value::Str(s) => s.clone(),
+        other => other.describe(),
+    }
+}
+
+fn key_list(items: &[(Value, Value)]) -> String {
+    let keys: Vec<String> = items
+        .iter()
+        .map(|(k, _)| format!("{:?}", key_name(k)))
+        .collect();
+    format!("[{}]", keys.join(", "))
+}
+
+/// The value under the string key `key` of a dict.
+fn lookup<'v>(value: &'v Value, key: &str) -> Option<&'v Value> {
+    match value {
+        Value::Dict(items) => items.iter().find(|(k, _)| is_str(k, key)).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+/// Class names in a checkpoint's `meta`, where mmpretrain (`dataset_meta.classes`) and the
+/// older mmcls (`CLASSES`) record them; `None` unless they are a list of strings.
+fn metadata_classes(items: &[(Value, Value)]) -> Option<Vec<String>> {
+    let meta = items
+        .iter()
+        .find(|(k, _)| is_str(k, "meta"))
+        .map(|(_, v)| v)?;
+    let names = lookup(meta, "dataset_meta")
+        .and_then(|d| lookup(d, "classes"))
+        .or_else(|| lookup(meta, "CLASSES"))?;
+    let (Value::List(names) | Value::Tuple(names)) = names else {
+        return None;
+    };
+    names
+        .iter()
+        .map(|name| match name {
+            Value::Str(s) => Some(s.clone()),
+            _ => None,
         })
         .collect()
 }

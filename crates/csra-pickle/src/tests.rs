@@ -66,8 +66,12 @@ impl Pickle {
 /// `{"a": tensor [2, 3] of storage 0, "b": its transpose at offset 1}` as torch.save writes
 /// it: an OrderedDict with `_metadata` set by BUILD.
 fn state_dict() -> Pickle {
-    Pickle::new()
-        .global("collections", "OrderedDict")
+    state_dict_into(Pickle::new())
+}
+
+/// [`state_dict`]'s opcodes appended to `p`, so a checkpoint can nest it.
+fn state_dict_into(p: Pickle) -> Pickle {
+    p.global("collections", "OrderedDict")
         .op(b')')
         .op(b'R')
         .op(b'q')
@@ -302,4 +306,153 @@ fn refuses_memo_references_that_double_a_value() {
     }
     let err = read_state_dict(&p.stop()).unwrap_err();
     assert!(err.message.contains("copy more than"), "{err}");
+}
+
+/// `{"meta": {"dataset_meta": {"classes": ("cat", "dog")}, "epoch": 20}, KEY: state_dict}`,
+/// the layout mmpretrain's checkpoints have.
+fn checkpoint(key: &str) -> Pickle {
+    let p = Pickle::new()
+        .op(b'}')
+        .op(b'(')
+        .str("meta")
+        .op(b'}')
+        .op(b'(')
+        .str("dataset_meta")
+        .op(b'}')
+        .str("classes")
+        .str("cat")
+        .str("dog")
+        .op(0x86)
+        .op(b's')
+        .str("epoch")
+        .int(20)
+        .op(b'u')
+        .str(key);
+    state_dict_into(p).op(b'u')
+}
+
+#[test]
+fn reads_a_checkpoint_that_nests_its_state_dict() {
+    let plain = read_state_dict(&state_dict().stop()).unwrap();
+    for key in STATE_DICT_KEYS {
+        let file = read_checkpoint(&checkpoint(key).stop()).unwrap();
+        assert_eq!(file.tensors, plain, "{key}");
+        assert_eq!(file.nested_under.as_deref(), Some(key));
+        assert_eq!(
+            file.other_entries,
+            vec![("meta".to_owned(), "a dict of 2".to_owned())]
+        );
+        assert_eq!(file.classes, Some(vec!["cat".to_owned(), "dog".to_owned()]));
+    }
+}
+
+#[test]
+fn reads_a_plain_state_dict_as_a_checkpoint() {
+    let file = read_checkpoint(&state_dict().stop()).unwrap();
+    assert_eq!(file.tensors, read_state_dict(&state_dict().stop()).unwrap());
+    assert_eq!(file.nested_under, None);
+    assert!(file.other_entries.is_empty());
+    assert_eq!(file.classes, None);
+}
+
+#[test]
+fn the_strict_reader_still_refuses_a_nested_state_dict() {
+    let err = read_state_dict(&checkpoint("state_dict").stop()).unwrap_err();
+    assert!(
+        err.message.contains("entry \"meta\" is a dict of 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn mmcls_class_lists_are_found_too() {
+    let p = Pickle::new()
+        .op(b'}')
+        .op(b'(')
+        .str("meta")
+        .op(b'}')
+        .str("CLASSES")
+        .op(b']')
+        .op(b'(')
+        .str("person")
+        .op(b'e')
+        .op(b's')
+        .str("state_dict");
+    let file = read_checkpoint(&state_dict_into(p).op(b'u').stop()).unwrap();
+    assert_eq!(file.classes, Some(vec!["person".to_owned()]));
+}
+
+#[test]
+fn a_checkpoint_without_a_state_dict_names_its_keys() {
+    let p = Pickle::new()
+        .op(b'}')
+        .op(b'(')
+        .str("epoch")
+        .int(3)
+        .str("weights")
+        .op(b'}')
+        .op(b'u');
+    let err = read_checkpoint(&p.stop()).unwrap_err();
+    assert!(err.message.contains("[\"epoch\", \"weights\"]"), "{err}");
+    assert!(err.message.contains("\"state_dict\" or \"model\""), "{err}");
+}
+
+#[test]
+fn a_nested_state_dict_must_hold_tensors_only() {
+    let p = Pickle::new()
+        .op(b'}')
+        .op(b'(')
+        .str("epoch")
+        .int(3)
+        .str("state_dict")
+        .op(b'}')
+        .str("w")
+        .int(1)
+        .op(b's')
+        .op(b'u');
+    let err = read_checkpoint(&p.stop()).unwrap_err();
+    assert!(
+        err.message.contains(
+            "entry \"w\" is the int 1, not a tensor: the state dict under \"state_dict\""
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn metadata_naming_other_globals_is_refused() {
+    // numpy scalars and mmengine's HistoryBuffer are Python objects: never called.
+    let p = Pickle::new()
+        .op(b'}')
+        .op(b'(')
+        .str("meta")
+        .global("numpy.core.multiarray", "scalar")
+        .str("state_dict");
+    let err = read_checkpoint(&state_dict_into(p).op(b'u').stop()).unwrap_err();
+    assert!(
+        err.message.contains("numpy.core.multiarray.scalar"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_truncated_checkpoint_is_an_error_not_a_panic() {
+    let full = checkpoint("state_dict").stop();
+    for len in 0..full.len() {
+        assert!(read_checkpoint(&full[..len]).is_err(), "length {len}");
+    }
+}
+
+#[test]
+fn deep_metadata_is_refused_by_the_same_limit() {
+    let mut p = Pickle::new().op(b'}').op(b'(').str("meta");
+    for _ in 0..=MAX_DEPTH {
+        p = p.op(b']').op(b'(');
+    }
+    for _ in 0..=MAX_DEPTH {
+        p = p.op(b'e');
+    }
+    let p = p.str("state_dict");
+    let err = read_checkpoint(&state_dict_into(p).op(b'u').stop()).unwrap_err();
+    assert!(err.message.contains("nest more than"), "{err}");
 }

@@ -15,6 +15,7 @@ mod explain;
 mod export;
 mod export_check;
 mod graft;
+mod import;
 mod paper_tables;
 mod predict;
 mod train;
@@ -61,6 +62,9 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Export a checkpoint to ONNX with its manifest and labels, verified against tch in tract.
     Export(Box<export::ExportArgs>),
+    /// Read a CSRA checkpoint trained in PyTorch (official repository or mmpretrain) into a
+    /// run directory the other commands use.
+    Import(import::ImportArgs),
     /// Turn any ONNX classifier with a GAP + FC tail into the training-free Max head.
     Graft(graft::GraftArgs),
     /// Run the paper's ablations in miniature (voc2007-mini, coco-mini) and write their page.
@@ -75,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Predict(args) => predict::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Export(args) => export::run(*args),
+        Command::Import(args) => import::run(args),
         Command::Graft(args) => graft::run(args),
         Command::PaperTables(args) => paper_tables::run(args),
     }

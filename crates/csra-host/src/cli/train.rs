@@ -279,6 +279,13 @@ fn val_source(args: &TrainArgs, train: &DataSource) -> anyhow::Result<Option<Dat
 fn resumed_job(args: &TrainArgs, path: &Path, device: tch::Device) -> anyhow::Result<TrainJob> {
     let checkpoint = Checkpoint::read(path)?;
     let meta = &checkpoint.meta;
+    if meta.train_data.is_empty() {
+        bail!(
+            "{} records no training data (it was imported, not trained here), so it cannot be \
+             resumed; evaluate, predict with or export it instead",
+            checkpoint.path.display()
+        );
+    }
     let out_dir = checkpoint
         .path
         .parent()

@@ -150,6 +150,42 @@ pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> 
     }
 }
 
+/// A weights file read by [`read_checkpoint`]: its state dict and what surrounded it.
+#[derive(Debug)]
+pub struct CheckpointTensors {
+    /// The state dict's tensors, in file order, as CPU tensors.
+    pub tensors: Vec<(String, Tensor)>,
+    /// The top-level key a training checkpoint kept them under; `None` for a plain state dict.
+    pub nested_under: Option<String>,
+    /// The checkpoint's other top-level entries, each with a short description.
+    pub other_entries: Vec<(String, String)>,
+    /// Class names the checkpoint's metadata records (mmpretrain, mmcls).
+    pub classes: Option<Vec<String>>,
+}
+
+/// Like [`read_tensors`], and a `torch.save`d training checkpoint may nest the state dict
+/// under `state_dict` or `model` next to plain metadata (mmpretrain's `{"meta": ...,
+/// "state_dict": ...}`), which is reported rather than refused.
+pub fn read_checkpoint(path: &Path) -> Result<CheckpointTensors, WeightsError> {
+    match sniff(path)? {
+        Format::Pth => {
+            let (tensors, file) = pth::read_pth_checkpoint(path)?;
+            Ok(CheckpointTensors {
+                tensors,
+                nested_under: file.nested_under,
+                other_entries: file.other_entries,
+                classes: file.classes,
+            })
+        }
+        Format::Safetensors => Ok(CheckpointTensors {
+            tensors: read_tensors(path)?,
+            nested_under: None,
+            other_entries: Vec::new(),
+            classes: None,
+        }),
+    }
+}
+
 enum Format {
     Pth,
     Safetensors,

@@ -11,7 +11,10 @@ use tch::{Device, Kind, Tensor};
 use zip::read::{ArchiveOffset, Config};
 use zip::ZipArchive;
 
-use csra_pickle::{read_state_dict, StorageKind, StorageRef, TensorRecord};
+use csra_pickle::{
+    read_checkpoint, read_state_dict, CheckpointFile, PickleError, StorageKind, StorageRef,
+    TensorRecord,
+};
 
 use super::WeightsError;
 
@@ -34,6 +37,25 @@ fn kind(storage: StorageKind) -> Kind {
 /// Reads every tensor of a `torch.save`d state dict, in file order, as independent contiguous
 /// CPU tensors.
 pub(crate) fn read_pth(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
+    Ok(read_records(path, |pickle| Ok((read_state_dict(pickle)?, ())))?.0)
+}
+
+/// Reads a `torch.save`d state dict, or a training checkpoint nesting one: its tensors as
+/// [`read_pth`] does, and what [`read_checkpoint`] found around them (with `tensors` empty).
+pub(crate) fn read_pth_checkpoint(
+    path: &Path,
+) -> Result<(Vec<(String, Tensor)>, CheckpointFile), WeightsError> {
+    read_records(path, |pickle| {
+        let mut file = read_checkpoint(pickle)?;
+        Ok((std::mem::take(&mut file.tensors), file))
+    })
+}
+
+/// Opens the archive, parses its `data.pkl` with `parse` and builds the tensors it lists.
+fn read_records<T>(
+    path: &Path,
+    parse: impl FnOnce(&[u8]) -> Result<(Vec<(String, TensorRecord)>, T), PickleError>,
+) -> Result<(Vec<(String, Tensor)>, T), WeightsError> {
     let file = File::open(path).map_err(|source| WeightsError::Io {
         path: path.to_owned(),
         source,
@@ -58,15 +80,16 @@ pub(crate) fn read_pth(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsErro
     };
     reader.check_byte_order()?;
     let pickle = reader.record("data.pkl")?;
-    let records = read_state_dict(&pickle).map_err(|e| reader.invalid(format!("data.pkl {e}")))?;
+    let (records, extra) = parse(&pickle).map_err(|e| reader.invalid(format!("data.pkl {e}")))?;
     let mut storages = HashMap::new();
-    records
+    let tensors = records
         .into_iter()
         .map(|(name, record)| {
             let tensor = reader.tensor(&name, &record, &mut storages)?;
             Ok((name, tensor))
         })
-        .collect()
+        .collect::<Result<_, WeightsError>>()?;
+    Ok((tensors, extra))
 }
 
 /// The folder that holds `data.pkl`: torch.save names it after the file (`archive/` for a
