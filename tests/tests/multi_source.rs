@@ -126,7 +126,8 @@ fn a_voc_picture_adds_no_loss_on_coco_classes_voc_does_not_label() {
             count += 1;
         }
     }
-    assert!(count >= 4 * 19 && count <= 4 * 20, "{count}");
+    // At most the 20 VOC labels of each image count (320 would mean the mask is gone).
+    assert!((4 * 15..=4 * 20).contains(&count), "{count}");
     let want = sum / count as f64;
     let got = loss.double_value(&[]);
     assert!((got - want).abs() < 1e-5, "loss {got}, by hand {want}");

@@ -27,7 +27,8 @@ fn max_difference(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn onnxruntime_agrees_with_tract_on_the_shipped_model_and_real_photos() {
-    let model = ModelFiles::open(&workspace_root().join("models/mobilenet_v2-coco-voc-mini")).unwrap();
+    let model =
+        ModelFiles::open(&workspace_root().join("models/mobilenet_v2-coco-voc-mini")).unwrap();
     let library = onnxruntime_library();
     let photos = data_dir().join("photos/*_0.jpg");
     let pictures = Pictures::read(photos.to_str().unwrap(), &model.manifest, 4).unwrap();

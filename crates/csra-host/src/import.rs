@@ -140,12 +140,19 @@ pub struct Imported {
     pub report: ImportReport,
 }
 
+impl From<WeightsError> for ImportError {
+    fn from(err: WeightsError) -> Self {
+        Self::Weights(Box::new(err))
+    }
+}
+
 /// A checkpoint that cannot be imported; every message names the file and the fix.
 #[derive(Debug, Error)]
 pub enum ImportError {
-    /// The file cannot be read as a state dict at all.
+    /// The file cannot be read as a state dict at all (boxed: it is much larger than the
+    /// other variants).
     #[error(transparent)]
-    Weights(#[from] WeightsError),
+    Weights(Box<WeightsError>),
     /// No tensor has the name of an official or mmpretrain CSRA head.
     #[error("{}: no CSRA head: expected `classifier.multi_head.N.head.weight` (the official \
              ResNet_CSRA) or `head.csra_heads.N.head.weight` (mmpretrain's CSRAClsHead); the \

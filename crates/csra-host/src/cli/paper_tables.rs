@@ -370,7 +370,8 @@ fn report(args: &PaperTablesArgs, eval: EvalSpec) -> Option<(f64, f64)> {
 /// A report's per-class AP by class name (`None` for a class without positives).
 fn per_class(args: &PaperTablesArgs, eval: EvalSpec) -> Option<Vec<(String, Option<f64>)>> {
     let path = args.runs.join(eval.run.name()).join(eval.file());
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     report["per_class"]
         .as_array()?
         .iter()
@@ -404,7 +405,7 @@ impl Row {
         let Some(mean) = self.mean() else {
             return "not run yet".into();
         };
-        let seeds = if self.maps.len() == 1 {
+        let seeds = if self.maps.len() == 1 && self.planned == 1 {
             "1 seed".to_string()
         } else {
             self.maps
@@ -486,8 +487,8 @@ fn page(args: &PaperTablesArgs, runs: &[RunSpec], dir: &Path) -> anyhow::Result<
     )?;
     writeln!(
         p,
-        "{done} of {} runs are finished; they took {:.0} minutes of training and evaluation \
-         in all.\n",
+        "Runs finished: {done} of {}, which took {:.0} minutes of training and evaluation in \
+         all.\n",
         runs.len(),
         seconds / 60.0
     )?;
@@ -551,7 +552,15 @@ fn voc_per_class(args: &PaperTablesArgs, runs: &[RunSpec], p: &mut String) -> an
     for (head, max) in heads {
         let mut sums = std::collections::BTreeMap::new();
         for &run in runs.iter().filter(|r| r.set == Set::Voc && r.head == head) {
-            for (class, ap) in per_class(args, EvalSpec { run, max_lambda: max }).unwrap_or_default() {
+            for (class, ap) in per_class(
+                args,
+                EvalSpec {
+                    run,
+                    max_lambda: max,
+                },
+            )
+            .unwrap_or_default()
+            {
                 if let Some(ap) = ap {
                     let entry = sums.entry(class).or_insert((0.0, 0));
                     entry.0 += ap;
@@ -566,8 +575,14 @@ fn voc_per_class(args: &PaperTablesArgs, runs: &[RunSpec], p: &mut String) -> an
     }
     let trainval = DataSource::detect(&Set::Voc.folder(&args.data), None, Role::Train)?.read()?;
     let positives = trainval.positive_counts();
-    writeln!(p, "Per class (mean AP over the seeds; classes by their number of trainval images):\n")?;
-    writeln!(p, "| class | trainval images | CSRA H=1 | baseline | baseline + max |")?;
+    writeln!(
+        p,
+        "Per class (mean AP over the seeds; classes by their number of trainval images):\n"
+    )?;
+    writeln!(
+        p,
+        "| class | trainval images | CSRA H=1 | baseline | baseline + max |"
+    )?;
     writeln!(p, "|---|---|---|---|---|")?;
     let mut order: Vec<usize> = (0..trainval.classes.len()).collect();
     order.sort_by_key(|&c| std::cmp::Reverse(positives[c]));
@@ -825,7 +840,7 @@ mod tests {
         assert_eq!(row(vec![], 2).cell(), "not run yet");
         assert_eq!(row(vec![0.4396, 0.4399], 2).cell(), "44.0 (43.96, 43.99)");
         assert_eq!(row(vec![0.25], 1).cell(), "25.0 (1 seed)");
-        assert_eq!(row(vec![0.25], 2).cell(), "25.0 (1 seed; 1 of 2 seeds)");
+        assert_eq!(row(vec![0.25], 2).cell(), "25.0 (25.00; 1 of 2 seeds)");
     }
 
     #[test]
