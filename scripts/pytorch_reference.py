@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Plain-PyTorch reference trainer: the throughput baseline for `csra-host train`.
+"""Plain-PyTorch reference trainer: the throughput and accuracy baseline for `csra-host train`.
 
 Same model and recipe as the default coco-mini run: torchvision MobileNetV2 from the ImageNet
 weights in ../shared/data/weights (BatchNorm frozen in eval mode, input x/127.5-1), a CSRA head
@@ -9,9 +9,16 @@ RandomResizedCrop(scale 0.7-1.0) and horizontal flip, decoded in DataLoader work
 
     .venv/bin/python scripts/pytorch_reference.py --epochs 1 --json
     .venv/bin/python scripts/pytorch_reference.py --epochs 1 --channels-last --json
+    .venv/bin/python scripts/pytorch_reference.py --dataset voc --head baseline --epochs 12 --eval --json
 
 Reports images/s end to end (wall time of the epochs, data waits included) and compute only
-(forward, backward and optimizer step, summed per step). Needs torch and torchvision.
+(forward, backward and optimizer step, summed per step). With --eval it also scores the final
+model on the held-out split (coco-mini val2017, voc2007-mini test) after a squash resize: mAP as
+scikit-learn's average_precision_score per class, ignored (VOC difficult-only) labels dropped,
+classes without a positive skipped; with --head baseline also the training-free max head
+(mean + lambda * max of the FC's per-location scores, --max-lambda). --head baseline is
+torchvision's GAP + Linear(1280, C) with its bias and no dropout. Needs torch, torchvision and
+scikit-learn.
 """
 
 import argparse
@@ -53,7 +60,34 @@ class CocoMultiLabel(torch.utils.data.Dataset):
         image = Image.open(self.files[image_id]).convert("RGB")
         target = torch.zeros(self.num_classes)
         target[list(self.labels[image_id])] = 1.0
-        return self.transform(image), target
+        return self.transform(image), target, torch.ones(self.num_classes)
+
+
+class VocMultiLabel(torch.utils.data.Dataset):
+    """VOC images from the ImageSets/Main label files: 1 positive, -1 negative, 0 ignored."""
+
+    def __init__(self, root, split, transform):
+        main = root / "ImageSets" / "Main"
+        self.classes = sorted(f.name[: -len(f"_{split}.txt")] for f in main.glob(f"*_{split}.txt"))
+        self.ids = (main / f"{split}.txt").read_text().split()
+        self.num_classes = len(self.classes)
+        row = {image_id: i for i, image_id in enumerate(self.ids)}
+        # 1 / 0 targets, and a mask that is 0 where the label is ignored.
+        self.targets = torch.zeros(len(self.ids), self.num_classes)
+        self.masks = torch.ones(len(self.ids), self.num_classes)
+        for c, name in enumerate(self.classes):
+            for line in (main / f"{name}_{split}.txt").read_text().splitlines():
+                image_id, label = line.split()
+                self.targets[row[image_id], c] = float(label == "1")
+                self.masks[row[image_id], c] = float(label != "0")
+        self.root, self.transform = root, transform
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        image = Image.open(self.root / "JPEGImages" / f"{self.ids[i]}.jpg").convert("RGB")
+        return self.transform(image), self.targets[i], self.masks[i]
 
 
 class CsraMobileNetV2(nn.Module):
@@ -61,9 +95,7 @@ class CsraMobileNetV2(nn.Module):
 
     def __init__(self, weights, num_classes, lam=0.1, temperature=1.0):
         super().__init__()
-        mobilenet = torchvision.models.mobilenet_v2(num_classes=1000)
-        mobilenet.load_state_dict(torch.load(weights, map_location="cpu"))
-        self.backbone = mobilenet.features
+        self.backbone = mobilenet_features(weights)
         self.head = nn.Conv2d(1280, num_classes, 1, bias=False)
         self.lam, self.temperature = lam, temperature
 
@@ -84,6 +116,71 @@ class CsraMobileNetV2(nn.Module):
         return self
 
 
+class BaselineMobileNetV2(CsraMobileNetV2):
+    """MobileNetV2 features, global average pooling and one linear layer with a bias."""
+
+    def __init__(self, weights, num_classes):
+        nn.Module.__init__(self)
+        self.backbone = mobilenet_features(weights)
+        self.head = nn.Linear(1280, num_classes)
+
+    def forward(self, x):
+        return self.head(self.backbone(x).mean(dim=(2, 3)))
+
+    def max_head(self, x, lam):
+        """The training-free max head: mean + lam * max over locations of the FC's scores."""
+        score = torch.einsum("bdhw,cd->bchw", self.backbone(x), self.head.weight).flatten(2)
+        return score.mean(dim=2) + lam * score.amax(dim=2) + self.head.bias
+
+
+def mobilenet_features(weights):
+    """torchvision MobileNetV2's feature extractor with the shared ImageNet weights."""
+    mobilenet = torchvision.models.mobilenet_v2(num_classes=1000)
+    mobilenet.load_state_dict(torch.load(weights, map_location="cpu"))
+    return mobilenet.features
+
+
+def open_split(args, role, transform):
+    """The training or held-out split of --dataset."""
+    if args.dataset == "voc":
+        return VocMultiLabel(args.data / "voc2007-mini", "trainval" if role == "train" else "test", transform)
+    return CocoMultiLabel(args.data / "coco-mini", "train2017" if role == "train" else "val2017", transform)
+
+
+def mean_ap(scores, targets, masks):
+    """Mean over classes with a positive of the non-interpolated AP, ignored labels dropped."""
+    from sklearn.metrics import average_precision_score
+
+    aps = []
+    for c in range(targets.shape[1]):
+        keep = masks[:, c] > 0
+        if targets[keep, c].sum() > 0:
+            aps.append(average_precision_score(targets[keep, c].numpy(), scores[keep, c].numpy()))
+    return sum(aps) / len(aps)
+
+
+@torch.no_grad()
+def evaluate(model, args, normalize):
+    """mAP of the model (and of the training-free max head on a baseline) on the held-out split."""
+    transform = transforms.Compose([
+        transforms.Resize((args.image_size, args.image_size)),  # the official squash resize
+        transforms.ToTensor(),
+        normalize,
+    ])
+    loader = torch.utils.data.DataLoader(
+        open_split(args, "eval", transform), batch_size=32, num_workers=args.workers)
+    model.eval()
+    outputs, targets, masks = {"map": []}, [], []
+    for x, y, m in loader:
+        outputs["map"].append(model(x))
+        if args.head == "baseline":
+            outputs.setdefault("max_head_map", []).append(model.max_head(x, args.max_lambda))
+        targets.append(y)
+        masks.append(m)
+    targets, masks = torch.cat(targets), torch.cat(masks)
+    return {name: round(100 * mean_ap(torch.cat(v), targets, masks), 2) for name, v in outputs.items()}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data directory")
@@ -96,6 +193,11 @@ def main():
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--dataset", choices=["coco", "voc"], default="coco",
+                   help="coco-mini train2017 (val2017) or voc2007-mini trainval (test)")
+    p.add_argument("--head", choices=["csra", "baseline"], default="csra")
+    p.add_argument("--max-lambda", type=float, default=0.2, help="lambda of the training-free max head")
+    p.add_argument("--eval", action="store_true", help="score the final model on the held-out split")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results")
     args = p.parse_args()
 
@@ -105,18 +207,23 @@ def main():
     device = torch.device(args.device)
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
 
+    normalize = transforms.Normalize([0.5] * 3, [0.5] * 3)  # x/127.5 - 1, as the TF-origin weights expect
     transform = transforms.Compose([
         transforms.RandomResizedCrop(args.image_size, scale=(0.7, 1.0)),
         transforms.RandomHorizontalFlip(),
         transforms.ToTensor(),
-        transforms.Normalize([0.5] * 3, [0.5] * 3),  # x/127.5 - 1, as the TF-origin weights expect
+        normalize,
     ])
-    dataset = CocoMultiLabel(args.data / "coco-mini", "train2017", transform)
+    dataset = open_split(args, "train", transform)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
         generator=torch.Generator().manual_seed(args.seed), persistent_workers=args.workers > 0)
 
-    model = CsraMobileNetV2(args.data / "weights" / "mobilenet_v2_imagenet.pth", dataset.num_classes)
+    weights = args.data / "weights" / "mobilenet_v2_imagenet.pth"
+    if args.head == "baseline":
+        model = BaselineMobileNetV2(weights, dataset.num_classes)
+    else:
+        model = CsraMobileNetV2(weights, dataset.num_classes)
     model = model.to(device, memory_format=memory_format).train()
     optimizer = torch.optim.SGD(
         [{"params": model.backbone.parameters(), "lr": 0.01}, {"params": model.head.parameters(), "lr": 0.1}],
@@ -139,13 +246,14 @@ def main():
     start = time.perf_counter()
     for epoch in range(args.epochs):
         epoch_loss, epoch_batches = 0.0, 0
-        for x, y in loader:
+        for x, y, m in loader:
             if args.max_steps is not None and step >= args.max_steps:
                 break
             t0 = time.perf_counter()
             x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-            y = y.to(device, non_blocking=True)
-            loss = F.binary_cross_entropy_with_logits(model(x), y)
+            y, m = y.to(device, non_blocking=True), m.to(device, non_blocking=True)
+            # BCE averaged over the labels that are not ignored, as csra-host's trainer does.
+            loss = F.binary_cross_entropy_with_logits(model(x), y, weight=m, reduction="sum") / m.sum().clamp_min(1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -171,12 +279,17 @@ def main():
         "compute_s": round(compute_s, 3), "images_per_s_end_to_end": round(images / wall_s, 2),
         "images_per_s_compute": round(images / compute_s, 2) if compute_s else None,
         "epoch_losses": [round(v, 5) for v in losses], "torch": torch.__version__,
+        "dataset": args.dataset, "head": args.head, "seed": args.seed,
     }
+    if args.eval:
+        result.update(evaluate(model.to("cpu"), args, normalize))
     if args.json:
         print(json.dumps(result))
     else:
         print(f"{images} images in {wall_s:.1f} s: {result['images_per_s_end_to_end']} img/s end to end, "
               f"{result['images_per_s_compute']} img/s compute only")
+        if args.eval:
+            print(f"held-out mAP {result['map']}" + (f", max head {result['max_head_map']}" if "max_head_map" in result else ""))
 
 
 if __name__ == "__main__":
