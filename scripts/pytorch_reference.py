@@ -117,7 +117,10 @@ class CsraMobileNetV2(nn.Module):
 
 
 class BaselineMobileNetV2(CsraMobileNetV2):
-    """MobileNetV2 features, global average pooling and one linear layer with a bias."""
+    """MobileNetV2 features, global average pooling and one linear layer with a bias.
+
+    A subclass for the frozen-BatchNorm `train()` only; its own head replaces CSRA's.
+    """
 
     def __init__(self, weights, num_classes):
         nn.Module.__init__(self)
