@@ -33,7 +33,7 @@ pub struct PaperTablesArgs {
     #[arg(long, default_value_t = 2)]
     ablation_seeds: u64,
     /// Also train and score the VOC main rows (same seeds) with this plain-PyTorch reference
-    /// script (`scripts/pytorch_reference.py`): about 9 minutes a run on a 2-core CPU.
+    /// script (`scripts/pytorch_reference.py`): about 10 minutes a run on an idle 2-core CPU.
     #[arg(long, value_name = "SCRIPT")]
     pytorch_reference: Option<PathBuf>,
     /// The Python that runs --pytorch-reference (it needs torch, torchvision, scikit-learn).
