@@ -21,9 +21,9 @@ use serde_json::Value;
 /// Frames per second of the test videos.
 const FPS: u32 = 5;
 
-/// The photos the videos are made of, in frame order.
-/// In an order where neighbours have different top labels with the shipped model (most of
-/// its pictures show a person), so a frame shifted by one is caught.
+/// The photos the videos are made of, in frame order: neighbours have different top labels
+/// with the shipped model (most of its pictures show a person), so a frame shifted by one is
+/// caught.
 const PHOTOS: [&str; 12] = [
     "cat_0.jpg",
     "dog_0.jpg",

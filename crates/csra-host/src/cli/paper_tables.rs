@@ -318,10 +318,14 @@ fn run_child(mut command: Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A JSON file's value; `None` when it is missing or unreadable (a run or report not made yet).
+fn read_json(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
 /// Epochs done by the run in `dir`, from its latest checkpoint.
 fn epochs_done(dir: &Path) -> Option<usize> {
-    let text = std::fs::read_to_string(dir.join("latest.json")).ok()?;
-    let meta: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let meta = read_json(&dir.join("latest.json"))?;
     usize::try_from(meta["progress"]["epochs_done"].as_u64()?).ok()
 }
 
@@ -430,9 +434,7 @@ fn pytorch_reference(
 fn reference_row(args: &PaperTablesArgs, head: &str, key: &str) -> Row {
     let maps: Vec<f64> = (0..args.seeds)
         .filter_map(|seed| {
-            let text = std::fs::read_to_string(reference_file(args, head, seed)).ok()?;
-            let report: serde_json::Value = serde_json::from_str(&text).ok()?;
-            Some(report[key].as_f64()? / 100.0)
+            Some(read_json(&reference_file(args, head, seed))?[key].as_f64()? / 100.0)
         })
         .collect();
     Row {
@@ -444,8 +446,7 @@ fn reference_row(args: &PaperTablesArgs, head: &str, key: &str) -> Row {
 /// A report's mAP and seconds, if it exists.
 fn report(args: &PaperTablesArgs, eval: EvalSpec) -> Option<(f64, f64)> {
     let path = args.runs.join(eval.run.name()).join(eval.file());
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let report = read_json(&path)?;
     Some((
         report["metrics"]["map"].as_f64()?,
         report["seconds"].as_f64().unwrap_or(0.0),
@@ -455,8 +456,7 @@ fn report(args: &PaperTablesArgs, eval: EvalSpec) -> Option<(f64, f64)> {
 /// A report's per-class AP by class name (`None` for a class without positives).
 fn per_class(args: &PaperTablesArgs, eval: EvalSpec) -> Option<Vec<(String, Option<f64>)>> {
     let path = args.runs.join(eval.run.name()).join(eval.file());
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let report = read_json(&path)?;
     report["per_class"]
         .as_array()?
         .iter()
@@ -467,8 +467,7 @@ fn per_class(args: &PaperTablesArgs, eval: EvalSpec) -> Option<Vec<(String, Opti
 /// Training seconds of a finished run (the sum of its epochs' wall times).
 fn train_seconds(args: &PaperTablesArgs, run: RunSpec) -> Option<f64> {
     let dir = args.runs.join(run.name());
-    let text = std::fs::read_to_string(dir.join("latest.json")).ok()?;
-    let meta: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let meta = read_json(&dir.join("latest.json"))?;
     let history = meta["history"].as_array()?;
     Some(history.iter().filter_map(|e| e["seconds"].as_f64()).sum())
 }
