@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # The Jetson build, proven on this machine (README "Cross-compiling for aarch64 (Jetson)"):
-# cross-compiles csra-edge for aarch64-unknown-linux-gnu (Jetsons are aarch64), runs it under
-# qemu-aarch64 with the Jetson Orin Nano profile (TensorRT is not built, so that is tract's
-# ARM kernels, the CPU fallback a Jetson user gets) and the x86-64 build natively, both on
-# the same photos with the shipped model, and fails when any class probability differs by
-# more than 1e-4.
+# builds csra-edge for the Jetson Orin Nano's Cortex-A78AE (scripts/build-edge.sh, the build a
+# Jetson user installs), runs it under qemu-aarch64 with that profile (TensorRT is not built, so
+# that is tract's ARM kernels, the CPU fallback a Jetson user gets) and the x86-64 build
+# natively, both on the same photos with the shipped model, and fails when any class
+# probability differs by more than 1e-4. It then starts the same binary on an emulated
+# Cortex-A53 (ARMv8.0: no LSE atomics, no FP16, no dot product), which must refuse to run and
+# name the missing features instead of dying of SIGILL.
 #
 #   ./scripts/aarch64-check.sh                 # the demo photos and a few of ../shared/data/photos
 #   ./scripts/aarch64-check.sh a.jpg b.png     # these photos instead
+#   CSRA_PORTABLE=1 ./scripts/aarch64-check.sh # the portable aarch64 build instead (no target-cpu)
 #
-# Set-up (scripts/env.sh), idempotent: the Rust target aarch64-unknown-linux-gnu through rustup,
-# and through apt libclang-dev, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and
-# linux-libc-dev-arm64-cross (the arm64 libc and kernel headers: bindgen reads the V4L2 headers
-# of the target) and qemu-user. The cross settings are environment variables of this script
-# only, so x86 builds are untouched. The aarch64 binary is
-# ${CARGO_TARGET_DIR:-target}/aarch64-unknown-linux-gnu/release/csra-edge; copy it to the
-# Jetson as is.
+# Set-up (scripts/env.sh `aarch64_cross_env`), idempotent: the Rust target
+# aarch64-unknown-linux-gnu through rustup, and through apt libclang-dev, gcc-aarch64-linux-gnu,
+# libc6-dev-arm64-cross and linux-libc-dev-arm64-cross (the arm64 libc and kernel headers:
+# bindgen reads the V4L2 headers of the target) and qemu-user. The cross settings are
+# environment variables of this script only, so x86 builds are untouched. The tuned binary is
+# ${CARGO_TARGET_DIR:-target}/cpu-cortex-a78ae/aarch64-unknown-linux-gnu/release/csra-edge, the
+# portable one ${CARGO_TARGET_DIR:-target}/aarch64-unknown-linux-gnu/release/csra-edge; copy
+# either to the Jetson as is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -26,21 +30,17 @@ tolerance=1e-4
 model=models/mobilenet_v2-coco-voc-mini
 data=${CSRA_DATA_DIR:-../shared/data}
 target_dir=${CARGO_TARGET_DIR:-target}
+device=jetson-orin-nano
 
-ensure_rust_targets "$triple"
-ensure_apt_packages libclang-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
-    linux-libc-dev-arm64-cross qemu-user
-
-# The linker and C compiler (tract-linalg assembles its ARM kernels with it), and bindgen's
-# clang pointed at the arm64 headers, so the V4L2 bindings get aarch64's struct layouts.
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
-export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
-export BINDGEN_EXTRA_CLANG_ARGS_aarch64_unknown_linux_gnu="--target=aarch64-linux-gnu --sysroot=$sysroot"
-
-step "building csra-edge for $triple (release)"
-cargo build --release --quiet -p csra-edge --bin csra-edge --target "$triple"
-arm_edge=$target_dir/$triple/release/csra-edge
+if [[ -n ${CSRA_PORTABLE:-} ]]; then
+    aarch64_cross_env
+    step "building csra-edge for $triple (release, portable)"
+    cargo build --release --quiet -p csra-edge --bin csra-edge --target "$triple"
+    arm_edge=$target_dir/$triple/release/csra-edge
+else
+    arm_edge=$(scripts/build-edge.sh --device "$device" | tail -n 1)
+    aarch64_cross_env
+fi
 
 # The x86-64 side: release (as scripts/demo.sh builds it) unless CSRA_HOST_PROFILE names
 # another profile, e.g. `test` to reuse what scripts/test.sh compiled (Rust neither reorders
@@ -75,8 +75,8 @@ cp "${photos[@]}" "$work/photos/"
 run_args=(--model "$model" --input "$work/photos" --scores all --threads 2)
 step "csra-edge on ${#photos[@]} photos, x86-64 (native)"
 RUST_LOG=warn "$host_edge" "${run_args[@]}" --device x86-cpu >"$work/x86_64.jsonl"
-step "csra-edge on ${#photos[@]} photos, aarch64 (qemu-aarch64, profile jetson-orin-nano)"
-RUST_LOG=warn qemu-aarch64 -L "$sysroot" "$arm_edge" "${run_args[@]}" --device jetson-orin-nano --backend tract \
+step "csra-edge on ${#photos[@]} photos, aarch64 (qemu-aarch64, profile $device)"
+RUST_LOG=warn qemu-aarch64 -L "$sysroot" "$arm_edge" "${run_args[@]}" --device "$device" --backend tract \
     >"$work/aarch64.jsonl"
 
 step "comparing every class probability (tolerance $tolerance)"
@@ -120,3 +120,17 @@ if delta > tolerance:
     sys.exit(f"FAIL: above the tolerance {tolerance}")
 print(f"OK: within {tolerance}")
 EOF
+
+if [[ -z ${CSRA_PORTABLE:-} ]]; then
+    step "the Cortex-A78AE build on an emulated Cortex-A53: it must refuse, naming the features"
+    if qemu-aarch64 -cpu cortex-a53 -L "$sysroot" "$arm_edge" --version 2>"$work/a53.err"; then
+        echo "FAIL: the Cortex-A78AE build started on a Cortex-A53" >&2
+        exit 1
+    fi
+    cat "$work/a53.err" >&2
+    for feature in lse fp16 dotprod; do
+        grep -q "lacks.*\b$feature\b" "$work/a53.err" ||
+            { echo "FAIL: the refusal does not name $feature" >&2; exit 1; }
+    done
+    echo "OK: refused with the features named"
+fi

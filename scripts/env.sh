@@ -48,6 +48,22 @@ ensure_apt_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# The aarch64 (Jetson) cross build from an x86-64 Debian machine, for scripts/build-edge.sh
+# and scripts/aarch64-check.sh: installs the Rust target, the cross gcc, the arm64 libc and
+# kernel headers and qemu-user when missing, then exports the linker and C compiler (tract-linalg
+# assembles its ARM kernels with it) and points bindgen's clang at the arm64 headers, so the
+# V4L2 bindings get aarch64's struct layouts. Environment variables of the calling script only.
+aarch64_cross_env() {
+    local sysroot=/usr/aarch64-linux-gnu
+    ensure_rust_targets aarch64-unknown-linux-gnu
+    ensure_apt_packages libclang-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
+        linux-libc-dev-arm64-cross qemu-user
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+    export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+    export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+    export BINDGEN_EXTRA_CLANG_ARGS_aarch64_unknown_linux_gnu="--target=aarch64-linux-gnu --sysroot=$sysroot"
+}
+
 # What csra-edge's `gstreamer` feature builds against and its tests run: the development files
 # (pkg-config finds them), the plugins the pipelines use (decodebin, videoscale, videoconvert,
 # appsink: base; rtspsrc, aspectratiocrop, jpeg, mp4/avi: good; h264parse: bad; avdec_h264:

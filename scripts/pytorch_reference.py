@@ -43,7 +43,9 @@ class CocoMultiLabel(torch.utils.data.Dataset):
 
     def __init__(self, root, split, transform):
         coco = json.loads((root / "annotations" / f"instances_{split}.json").read_text())
-        index = {c["id"]: i for i, c in enumerate(sorted(coco["categories"], key=lambda c: c["id"]))}
+        categories = sorted(coco["categories"], key=lambda c: c["id"])
+        index = {c["id"]: i for i, c in enumerate(categories)}
+        self.classes = [c["name"] for c in categories]
         self.num_classes = len(index)
         self.files = {im["id"]: root / split / im["file_name"] for im in coco["images"]}
         self.ids = sorted(self.files)
@@ -150,16 +152,22 @@ def open_split(args, role, transform):
     return CocoMultiLabel(args.data / "coco-mini", "train2017" if role == "train" else "val2017", transform)
 
 
-def mean_ap(scores, targets, masks):
-    """Mean over classes with a positive of the non-interpolated AP, ignored labels dropped."""
+def class_aps(scores, targets, masks):
+    """Non-interpolated AP per class (None for a class without a positive), ignored labels dropped."""
     from sklearn.metrics import average_precision_score
 
     aps = []
     for c in range(targets.shape[1]):
         keep = masks[:, c] > 0
-        if targets[keep, c].sum() > 0:
-            aps.append(average_precision_score(targets[keep, c].numpy(), scores[keep, c].numpy()))
-    return sum(aps) / len(aps)
+        positive = targets[keep, c].sum() > 0
+        aps.append(average_precision_score(targets[keep, c].numpy(), scores[keep, c].numpy()) if positive else None)
+    return aps
+
+
+def mean_ap(aps):
+    """Mean over the classes with a positive."""
+    scored = [ap for ap in aps if ap is not None]
+    return sum(scored) / len(scored)
 
 
 @torch.no_grad()
@@ -181,7 +189,11 @@ def evaluate(model, args, normalize):
         targets.append(y)
         masks.append(m)
     targets, masks = torch.cat(targets), torch.cat(masks)
-    return {name: round(100 * mean_ap(torch.cat(v), targets, masks), 2) for name, v in outputs.items()}
+    aps = {name: class_aps(torch.cat(v), targets, masks) for name, v in outputs.items()}
+    result = {name: round(100 * mean_ap(v), 2) for name, v in aps.items()}
+    # Per-class AP (0-1) of the trained head, under the split's class names.
+    result["per_class"] = [{"class": c, "ap": ap} for c, ap in zip(loader.dataset.classes, aps["map"])]
+    return result
 
 
 def main():

@@ -44,6 +44,7 @@
 
 pub mod attention;
 pub mod backend;
+pub mod cpu_features;
 pub mod model;
 pub mod pictures;
 pub mod pipeline;

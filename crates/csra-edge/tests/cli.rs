@@ -349,6 +349,47 @@ fn bench_measures_a_heads_family() {
     );
 }
 
+#[test]
+fn bench_profile_ops_breaks_a_run_down_by_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 3);
+    let output = edge()
+        .args([
+            "bench",
+            "--profile-ops",
+            "--json",
+            "--warmup",
+            "1",
+            "--runs",
+            "3",
+        ])
+        .arg(&model.dir)
+        .output()
+        .unwrap();
+    assert_ok(&output);
+    let rows = lines(&output);
+    assert_eq!(rows.len(), 1, "one line per model");
+    let row = &rows[0];
+    assert_eq!(
+        (row["threads"].as_u64(), row["runs"].as_u64()),
+        (Some(1), Some(3))
+    );
+    let ops = row["ops"].as_array().unwrap();
+    assert!(!ops.is_empty(), "{row}");
+    let ms: Vec<f64> = ops.iter().map(|o| o["ms"].as_f64().unwrap()).collect();
+    let pct: f64 = ops.iter().map(|o| o["pct"].as_f64().unwrap()).sum();
+    assert!(ms.windows(2).all(|w| w[0] >= w[1]), "slowest first: {ms:?}");
+    assert!((ms.iter().sum::<f64>() - row["total_ms"].as_f64().unwrap()).abs() < 1e-9);
+    assert!((pct - 100.0).abs() < 1e-6, "{pct}");
+    // It profiles tract only: another engine is a usage error, not a silent substitution.
+    let output = edge()
+        .args(["bench", "--profile-ops", "--backend", "onnxruntime"])
+        .arg(&model.dir)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
+
 fn assert_fails(output: &Output, needles: &[&str]) {
     assert_eq!(output.status.code(), Some(1), "{}", stderr(output));
     let text = stderr(output);

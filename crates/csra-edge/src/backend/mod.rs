@@ -12,7 +12,7 @@ mod tract;
 pub use self::onnxruntime::OnnxruntimeBackend;
 pub use self::select::{default_engine_cache, load_backend, BackendConfig, BackendKind, Selected};
 pub use self::tensorrt::TensorrtBackend;
-pub use self::tract::TractBackend;
+pub use self::tract::{OpTime, TractBackend};
 
 use std::path::PathBuf;
 

@@ -237,6 +237,10 @@ pub struct BenchArgs {
     /// on 1280x720 MJPEG and YUYV camera frames made from this photo.
     #[arg(long, value_name = "PHOTO")]
     pub pipeline: Option<PathBuf>,
+    /// Instead of timing whole runs, time every operator of tract's optimised plan (tract,
+    /// --threads; the median of --runs runs): a table of the operator kinds, slowest first.
+    #[arg(long, conflicts_with_all = ["backends", "backend", "pipeline", "plot"])]
+    pub profile_ops: bool,
     /// Draw p50 latency against the head count, one line per engine and variant, into this
     /// PNG.
     #[arg(long, value_name = "FILE")]

@@ -180,7 +180,22 @@ pub(super) fn profile(device: Option<&str>) -> anyhow::Result<DeviceProfile> {
             profile
         }
     };
+    log_build_cpu(&profile);
     Ok(profile)
+}
+
+/// Says which CPU features the build assumes, and when the profile's board has a tuned
+/// build that this one is not.
+fn log_build_cpu(profile: &DeviceProfile) {
+    let assumed = csra_edge::cpu_features::assumed();
+    match (&profile.target_cpu, assumed.is_empty()) {
+        (Some(cpu), true) => log::info!(
+            "portable build; `scripts/build-edge.sh --device {}` builds for this board's {cpu}",
+            profile.name
+        ),
+        (_, false) => log::info!("built for CPUs with {}", assumed.join(", ")),
+        (None, true) => {}
+    }
 }
 
 /// The engine the flags and the profile ask for, loaded, with the reason logged.

@@ -131,6 +131,10 @@ pub struct DeviceProfile {
     pub threads: usize,
     /// The square input size models for this board are exported at.
     pub input_size: u32,
+    /// The board's CPU core as `rustc -C target-cpu` names it (e.g. `cortex-a78ae`), which
+    /// `scripts/build-edge.sh --device NAME` builds for; none means the portable build.
+    #[serde(default)]
+    pub target_cpu: Option<String>,
     /// Camera defaults.
     pub camera: CameraDefaults,
     /// CSI camera defaults, on boards that usually carry a CSI camera; without them
@@ -306,6 +310,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("mine.toml") && err.contains("fp8"), "{err}");
+    }
+
+    #[test]
+    fn jetson_profiles_name_a_cpu_rustc_builds_for_and_x86_stays_portable() {
+        // scripts/build-edge.sh passes target_cpu to `-C target-cpu`; a typo there would only
+        // show as a warning in a cross build nobody reads, so ask rustc itself.
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let out = std::process::Command::new(&rustc)
+            .args([
+                "--print",
+                "target-cpus",
+                "--target",
+                "aarch64-unknown-linux-gnu",
+            ])
+            .output()
+            .expect("rustc runs");
+        assert!(out.status.success(), "{out:?}");
+        let listing = String::from_utf8_lossy(&out.stdout);
+        let known: Vec<&str> = listing
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .collect();
+        for name in built_in_names() {
+            let profile = DeviceProfile::built_in(name).unwrap();
+            match profile.target_cpu.as_deref() {
+                Some(cpu) => assert!(known.contains(&cpu), "{name}: {cpu} not in {known:?}"),
+                None => assert_eq!(name, FALLBACK_PROFILE, "a Jetson profile without a CPU"),
+            }
+        }
+        let cpu = |name| DeviceProfile::built_in(name).unwrap().target_cpu;
+        assert_eq!(cpu("jetson-orin-nano").as_deref(), Some("cortex-a78ae"));
+        assert_eq!(cpu("jetson-xavier-nx").as_deref(), Some("carmel"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! too.
 
 mod backbone;
+mod ops;
 mod pipeline;
 mod plot;
 
@@ -116,6 +117,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
         grafted = Some(dir);
     }
+    if args.profile_ops {
+        return ops::run(&models, args);
+    }
     let profile = super::run::profile(args.device.as_deref())?;
     let mut results = Vec::new();
     // One broken model (a stale `heads-*` member) must not cost the others' measurements.
@@ -205,6 +209,12 @@ fn report(results: &[Measurement], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A fixed, non-constant input of `len` values in [-1, 1]: constant inputs can take shortcuts
+/// in some kernels.
+fn bench_input(len: usize) -> Vec<f32> {
+    (0..len).map(|i| ((i % 251) as f32 / 125.0) - 1.0).collect()
+}
+
 /// A model path, or the `heads-*` model folders inside a family folder (by head count, then
 /// the named variants).
 fn expand_family(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -257,10 +267,7 @@ fn measure(
     let selected = load_backend(&model, &config)?;
     log::info!("engine: {}", selected.reason);
     let mut backend = selected.backend;
-    // A fixed, non-constant input: constant inputs can take shortcuts in some kernels.
-    let input: Vec<f32> = (0..backend.input_len())
-        .map(|i| ((i % 251) as f32 / 125.0) - 1.0)
-        .collect();
+    let input = bench_input(backend.input_len());
     for _ in 0..args.warmup {
         backend.run(&input)?;
     }
