@@ -167,8 +167,8 @@ fn cpuinfo_report(cpuinfo: &str) -> Option<CpuReport> {
 #[error(
     "this csra-edge was built for a CPU with {} (`-C target-cpu`), and this CPU lacks {}: \
      copy the portable build (built without RUSTFLAGS) to this machine, or build one for it \
-     with `scripts/build-edge.sh --device PROFILE` (the profile whose target_cpu is this \
-     board's core)",
+     with `scripts/build-edge.sh --device PROFILE` on a Jetson (the profile whose target_cpu \
+     is this board's core) or `scripts/build-edge.sh --native` on this machine",
     .assumed.join(", "), .missing.join(", ")
 )]
 pub struct MissingFeatures {
@@ -277,6 +277,10 @@ mod tests {
         );
         assert!(
             message.contains("scripts/build-edge.sh --device"),
+            "{message}"
+        );
+        assert!(
+            message.contains("scripts/build-edge.sh --native"),
             "{message}"
         );
         let a78ae = CpuReport {
