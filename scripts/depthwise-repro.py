@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The minimal reproduction of tract's depthwise-convolution gap (README "Where tract spends a
 frame"): single-Conv ONNX files with MobileNetV2's depthwise shapes, timed in ONNX Runtime
-here and in plain tract by `examples/tract_depthwise.rs`, one thread each, interleaved rounds.
+here and in plain tract by `crates/csra-edge/examples/tract_depthwise.rs`, one thread each,
+interleaved rounds.
 
 A benchmark, not a test.
 

@@ -45,7 +45,7 @@ def tract_kind(op):
     """The kind of work a tract operator of the optimised plan does."""
     if op == "DepthWiseConv":
         return KINDS[0]
-    if "MatMul" in op or "Im2col" in op or "MatMulPack" in op or op in ("Conv", "Gemm"):
+    if "MatMul" in op or "Im2col" in op or op in ("Conv", "Gemm"):
         return KINDS[1]
     return KINDS[2]
 
