@@ -11,19 +11,22 @@ A benchmark, not a test.
 """
 
 import argparse
+import importlib
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime
 from onnx import TensorProto, helper, numpy_helper
 
 # (channels, side, stride) of MobileNetV2's depthwise 3x3 convolutions at 224: the 112x112
 # stride-2 one of block 2, the 56x56 one of block 3 and the 14x14 one of block 14.
+# side-by-side.py's ONNX Runtime timing (a user's session settings, csra-edge bench's input).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+side_by_side = importlib.import_module("side-by-side")
+
 SHAPES = [(96, 112, 2), (144, 56, 1), (576, 14, 1)]
 
 
@@ -44,23 +47,6 @@ def depthwise_model(channels, side, stride, path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     onnx.checker.check_model(model)
     onnx.save(model, path)
-
-
-def onnxruntime_p50(path, channels, side, runs):
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    x = ((np.arange(channels * side * side) % 251) / 125.0 - 1.0).astype(np.float32)
-    feed = {"x": x.reshape(1, channels, side, side)}
-    for _ in range(10):
-        session.run(None, feed)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 def tract_p50(example, path, runs):
@@ -85,7 +71,7 @@ def main():
         depthwise_model(channels, side, stride, path)
         ort, tract = [], []
         for _ in range(args.rounds):
-            ort.append(onnxruntime_p50(path, channels, side, args.runs))
+            ort.append(side_by_side.python_onnxruntime(path, [1, channels, side, side], 1, 10, args.runs))
             tract.append(tract_p50(args.example, path, args.runs))
         o, t = statistics.median(ort), statistics.median(tract)
         out_side = (side - 1) // stride + 1

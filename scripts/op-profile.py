@@ -13,6 +13,7 @@ optimisations rename and fuse nodes). `--json FILE` keeps both engines' full bre
 """
 
 import argparse
+import importlib
 import json
 import os
 import subprocess
@@ -21,24 +22,13 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import onnxruntime
 
+# side-by-side.py's model folder reader and csra-edge bench's input (its file name has a dash).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+side_by_side = importlib.import_module("side-by-side")
+
 KINDS = ("depthwise conv", "other conv / matmul", "everything else")
-
-
-def model_files(model_dir):
-    """(input shape, ONNX path) of a model folder."""
-    manifest = next(Path(model_dir).glob("*.manifest.json"))
-    spec = json.loads(manifest.read_text())["input"]
-    onnx_path = manifest.with_name(manifest.name.replace(".manifest.json", ".onnx"))
-    return [1, 3, spec["height"], spec["width"]], onnx_path
-
-
-def bench_input(shape):
-    """csra-edge bench's input: ((i mod 251) / 125) - 1."""
-    count = int(np.prod(shape))
-    return ((np.arange(count) % 251) / 125.0 - 1.0).astype(np.float32).reshape(shape)
 
 
 def tract_kind(op):
@@ -72,7 +62,7 @@ def onnxruntime_profile(onnx_path, shape, threads, warmup, runs):
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(tmp, "ort")
         session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        feed = {session.get_inputs()[0].name: bench_input(shape)}
+        feed = {session.get_inputs()[0].name: side_by_side.bench_input(shape)}
         for _ in range(warmup + runs):
             session.run(None, feed)
         events = json.loads(Path(session.end_profiling()).read_text())
@@ -124,7 +114,7 @@ def main():
     print("| model | kind of work | tract ms | ONNX Runtime ms | tract / ONNX Runtime |")
     print("|---|---|---|---|---|")
     for model in args.models:
-        shape, onnx_path = model_files(model)
+        shape, onnx_path = side_by_side.model_shape(model)
         t_ops, t_kinds = tract_profile(args.edge, model, args.threads, args.warmup, args.runs)
         o_ops, o_kinds = onnxruntime_profile(onnx_path, shape, args.threads, args.warmup, args.runs)
         name = Path(model).name
