@@ -3,11 +3,15 @@
 //! It lists the cameras (as `csra-edge probe` does), opens the device through format
 //! negotiation, captures frames through the newest-frame capture thread and checks their
 //! sizes, `bytesused` and sequence numbers. With `--unplug-vivid` it then unplugs the kernel's
-//! `vivid` test camera (its `Disconnect` control), reloads the driver and checks that capture
-//! reconnects and frames flow again. The test suite runs it inside a VM with `vivid`
-//! (`tests/vivid_camera.rs`); on a real camera it is a quick health check.
+//! `vivid` test camera twice and checks each time that capture reconnects and frames flow
+//! again: once with vivid's `Disconnect` control (the stream fails with `ENODEV`, the node
+//! stays), once by unbinding the driver from its device in sysfs (the node disappears, as a
+//! USB camera's does, and reappears when the driver is bound again). The test suite runs it
+//! inside a VM with `vivid` (`tests/vivid_camera.rs`); on a real camera it is a quick health
+//! check.
 
-use std::process::{Command, ExitCode};
+use std::path::Path;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -19,8 +23,13 @@ use csra_edge::source::{Frame, FrameSource, FrameStream, PixelFormat, SourceErro
 use v4l::control::{Control, Value};
 use v4l::Device;
 
-/// vivid's `Disconnect` button control: unregisters the device as an unplug would.
+/// vivid's `Disconnect` button control: the device answers `ENODEV` as an unplugged one
+/// would, until its last file handle is closed, when vivid plugs it back in by itself.
 const VIVID_DISCONNECT: u32 = 0x00f0_f041;
+
+/// The platform driver behind vivid's devices: writing a device's name to `unbind` removes
+/// its nodes (open handles get `ENODEV`), writing it to `bind` creates them again.
+const VIVID_DRIVER: &str = "/sys/bus/platform/drivers/vivid";
 
 /// Checks a camera's capture path: probe, format negotiation, frames, reconnection.
 #[derive(Parser)]
@@ -50,10 +59,10 @@ struct Args {
     /// Seconds to wait for a frame before the source counts as lost.
     #[arg(long, default_value_t = 5)]
     frame_timeout: u64,
-    /// Unplug the vivid camera (its Disconnect control), reload the driver from the
-    /// `vivid.ko*` file in this folder, and check that capture reconnects.
-    #[arg(long, value_name = "MODULE_DIR")]
-    unplug_vivid: Option<String>,
+    /// Unplug the vivid camera twice (its Disconnect control, then unbinding its driver in
+    /// sysfs) and check that capture reconnects after each.
+    #[arg(long)]
+    unplug_vivid: bool,
 }
 
 fn main() -> ExitCode {
@@ -106,23 +115,13 @@ fn run(args: &Args) -> Result<()> {
     let last = check_frames(&mut capture, args.frames, None)?;
     println!("STATS {}", stats_line(capture.stats()));
 
-    if let Some(modules) = &args.unplug_vivid {
-        unplug_vivid(&args.device)?;
-        let reloader = std::thread::spawn({
-            let modules = modules.clone();
-            move || reload_vivid(&modules)
-        });
-        check_frames(&mut capture, args.frames, Some(last))?;
-        reloader
-            .join()
-            .map_err(|_| anyhow::anyhow!("the reload thread panicked"))??;
-        let stats = capture.stats();
-        println!("STATS {}", stats_line(stats));
-        ensure!(
-            stats.reconnects >= 1,
-            "frames flowed again without a reconnect"
-        );
-        println!("RECONNECTED after {} source errors", stats.source_errors);
+    if args.unplug_vivid {
+        let before = capture.stats();
+        disconnect_vivid(&args.device)?;
+        let last = check_reconnect(&mut capture, args.frames, last, before)?;
+        let before = capture.stats();
+        unbind_vivid(&capture)?;
+        check_reconnect(&mut capture, args.frames, last, before)?;
     }
     Ok(())
 }
@@ -193,42 +192,66 @@ fn check_frame(frame: &Frame, previous: Option<u64>) -> Result<()> {
     Ok(())
 }
 
-/// Presses vivid's Disconnect button through a second file handle.
-fn unplug_vivid(device: &str) -> Result<()> {
+/// After an unplug, checks that capture reconnects (counting from the stats `before` it) and
+/// that `count` frames newer than `last` arrive; returns the last one's sequence number.
+fn check_reconnect(
+    capture: &mut Capture,
+    count: usize,
+    last: u64,
+    before: StreamStats,
+) -> Result<u64> {
+    let last = check_frames(capture, count, Some(last))?;
+    let stats = capture.stats();
+    println!("STATS {}", stats_line(stats));
+    ensure!(
+        stats.reconnects > before.reconnects,
+        "frames flowed again without a reconnect"
+    );
+    println!(
+        "RECONNECTED after {} source errors",
+        stats.source_errors - before.source_errors
+    );
+    Ok(last)
+}
+
+/// Presses vivid's Disconnect button through a second file handle. vivid plugs the device
+/// back in when the capture thread, having lost its stream, closes its handle.
+fn disconnect_vivid(device: &str) -> Result<()> {
     let dev = Device::with_path(device).with_context(|| format!("opening {device}"))?;
     dev.set_control(Control {
         id: VIVID_DISCONNECT,
         value: Value::None,
     })
     .context("setting vivid's Disconnect control")?;
-    println!("UNPLUGGED {device}");
+    println!("DISCONNECTED {device}");
     Ok(())
 }
 
-/// Unloads vivid once the capture thread has let go of it, and loads it again.
-fn reload_vivid(modules: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    // rmmod fails while a file handle is open; the capture thread closes its handle when the
-    // lost stream is noticed.
-    while !Command::new("rmmod").arg("vivid").status()?.success() {
-        ensure!(Instant::now() < deadline, "rmmod vivid kept failing");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let module = std::fs::read_dir(modules)
-        .with_context(|| format!("reading {modules}"))?
+/// Unbinds vivid's driver from its device, waits until capture has lost the stream and failed
+/// to reopen it (so its old handle is closed and the node number free again), then binds it.
+fn unbind_vivid(capture: &Capture) -> Result<()> {
+    let driver = Path::new(VIVID_DRIVER);
+    let device = std::fs::read_dir(driver)
+        .with_context(|| format!("reading {VIVID_DRIVER}"))?
         .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("vivid.ko"))
-        })
-        .with_context(|| format!("no vivid.ko* in {modules}"))?;
-    ensure!(
-        Command::new("insmod").arg(&module).status()?.success(),
-        "insmod {} failed",
-        module.display()
-    );
-    println!("RELOADED {}", module.display());
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|name| name.starts_with("vivid."))
+        .with_context(|| format!("no vivid.N device bound in {VIVID_DRIVER}"))?;
+    let errors_before = capture.stats().source_errors;
+    std::fs::write(driver.join("unbind"), &device)
+        .with_context(|| format!("unbinding {device}"))?;
+    println!("UNBOUND {device}");
+    // One error for the lost stream, one more for a reopen that found no node.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while capture.stats().source_errors < errors_before + 2 {
+        ensure!(
+            Instant::now() < deadline,
+            "capture did not notice the unplug within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(driver.join("bind"), &device).with_context(|| format!("binding {device}"))?;
+    println!("BOUND {device}");
     Ok(())
 }
 
