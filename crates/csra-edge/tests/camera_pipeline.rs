@@ -153,3 +153,61 @@ fn a_slow_model_on_a_faulty_camera_sees_fresh_frames_and_keeps_running() {
     );
     assert!(sequences.windows(2).all(|w| w[1] > w[0]), "{sequences:?}");
 }
+
+/// A network that fails on its first frame.
+struct FailingBackend(usize);
+
+impl Backend for FailingBackend {
+    fn describe(&self) -> String {
+        "fails".into()
+    }
+
+    fn input_len(&self) -> usize {
+        self.0
+    }
+
+    fn run(&mut self, input: &[f32]) -> Result<Outputs, BackendError> {
+        Err(BackendError::InputLength {
+            expected: input.len() + 1,
+            actual: input.len(),
+        })
+    }
+}
+
+/// With prefetch, a run that ends (here with a network error on its first frame) while the
+/// worker waits in a camera that is away stops the capture instead of waiting for the
+/// camera: the unplug lasts a minute, the run returns at once.
+#[test]
+fn a_prefetching_run_ends_while_its_camera_is_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 22);
+    let files = ModelFiles::open(&model.dir).unwrap();
+    let input_len = TractBackend::load(&files, 1).unwrap().input_len();
+    let post = PostprocessConfig::from_manifest(&files.manifest, None);
+    let options = PipelineOptions {
+        prefetch: true,
+        ..PipelineOptions::default()
+    };
+    let backend = Box::new(FailingBackend(input_len));
+    let mut pipeline = Pipeline::new(&files.manifest, backend, post, options).unwrap();
+    let away = Duration::from_secs(60);
+    let faults = Faults {
+        unplugs: vec![Unplug {
+            at_frame: 1,
+            duration: away,
+        }],
+        ..Faults::default()
+    };
+    let photos = common::photos(&["cat_0.jpg"]);
+    let camera = FakeCamera::new(&photos, FakeFormat::Mjpeg, 320, 240, FPS)
+        .unwrap()
+        .with_faults(faults);
+    let mut stream = Capture::spawn(Box::new(camera), ReconnectPolicy::default());
+    let started = std::time::Instant::now();
+    let error = pipeline
+        .run(&mut stream, &mut [], &AtomicBool::new(false))
+        .expect_err("the network fails");
+    let took = started.elapsed();
+    assert!(error.to_string().contains("the network takes"), "{error}");
+    assert!(took < away / 2, "the run waited {took:?} for the camera");
+}

@@ -14,8 +14,7 @@ use csra_edge::backend::{Backend, TractBackend};
 use csra_edge::model::ModelFiles;
 use csra_edge::postprocess::{PostprocessConfig, Postprocessor};
 use csra_edge::preprocess::Preprocessor;
-use csra_edge::source::synthetic::{encode_photo, CameraCodec};
-use csra_edge::source::Frame;
+use csra_edge::source::synthetic::{camera_frame, CameraCodec};
 use csra_image::Decoder;
 use csra_test_support::{data_dir, workspace_root};
 
@@ -69,18 +68,7 @@ fn allocations_per_frame_stay_within_their_known_sources() {
     let mut backend = TractBackend::load(&model, 1).unwrap();
     let mut post = Postprocessor::new(PostprocessConfig::from_manifest(&model.manifest, None));
     for codec in [CameraCodec::Mjpeg, CameraCodec::Yuyv] {
-        let (width, height) = (1280, 720);
-        let frame = Frame {
-            format: codec.pixel_format(),
-            width,
-            height,
-            stride: codec.stride(width),
-            ..Frame::encoded(
-                encode_photo(&photo, codec, width, height).unwrap(),
-                0,
-                "city_1".into(),
-            )
-        };
+        let frame = camera_frame(&photo, codec, 1280, 720).unwrap();
         let mut preprocessor = Preprocessor::new(&model.manifest);
         let mut input = vec![0.0; preprocessor.input_len()];
         for _ in 0..WARMUP {

@@ -495,3 +495,142 @@ fn a_sink_that_fails_to_flush_does_not_cost_the_summary_or_the_other_sinks() {
     assert_eq!(summary.lost_lines(), 2);
     assert_eq!(summary.sinks[1].lines, 2);
 }
+
+/// Different photos as MJPEG frames, the third cut short (a bad frame).
+fn mixed_frames() -> ListStream {
+    let photos = common::photos_dir();
+    let names = [
+        "dog_0.jpg",
+        "cat_0.jpg",
+        "cat_0.jpg",
+        "humans_0.jpg",
+        "city_0.jpg",
+        "dog_0.jpg",
+    ];
+    let frames = names.iter().enumerate().map(|(i, name)| {
+        let mut jpeg = std::fs::read(photos.join(name)).unwrap();
+        if i == 2 {
+            jpeg.truncate(jpeg.len() / 3);
+        }
+        frame(PixelFormat::Mjpeg, 0, 0, 0, jpeg, &format!("{i}_{name}"))
+    });
+    ListStream {
+        frames: frames.collect(),
+        handed: 0,
+        stop_after: None,
+    }
+}
+
+/// Runs `mixed_frames` with every class's score on each line and attention pictures of class
+/// 0 for every frame in `attention`; the summary and the parsed lines.
+fn run_mixed(
+    model: &common::TestModel,
+    prefetch: bool,
+    attention: &std::path::Path,
+) -> (csra_edge::pipeline::Summary, Vec<Value>) {
+    use csra_edge::attention::{AttentionClasses, AttentionSaver};
+    let sink = Collect::default();
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(sink.clone())];
+    let options = PipelineOptions {
+        all_scores: true,
+        prefetch,
+        attention: Some(
+            AttentionSaver::new(attention, AttentionClasses::Fixed(vec![0]), 1).unwrap(),
+        ),
+        ..PipelineOptions::default()
+    };
+    let summary = pipeline(model, options)
+        .run(&mut mixed_frames(), &mut sinks, &AtomicBool::new(false))
+        .unwrap();
+    let lines = sink
+        .0
+        .lock()
+        .unwrap()
+        .0
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (summary, lines)
+}
+
+/// With prefetch a worker thread reads and preprocesses the next frame while the network runs
+/// this one, in two buffers taken in turn: the lines (order, every score, events), the bad
+/// frame, the summary and the attention pictures (drawn over each frame's own resized picture)
+/// are exactly those of the run in turn.
+#[test]
+fn prefetch_gives_the_lines_and_pictures_of_the_run_in_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 16);
+    let (in_turn, a) = run_mixed(&model, false, &dir.path().join("in-turn"));
+    let (ahead, b) = run_mixed(&model, true, &dir.path().join("ahead"));
+    assert_eq!(
+        (in_turn.frames, in_turn.bad_frames, in_turn.lines),
+        (5, 1, 5)
+    );
+    assert_eq!(
+        (ahead.frames, ahead.bad_frames, ahead.lines, ahead.stop),
+        (
+            in_turn.frames,
+            in_turn.bad_frames,
+            in_turn.lines,
+            in_turn.stop
+        )
+    );
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        for key in ["frame", "origin", "labels", "events", "scores"] {
+            assert_eq!(x[key], y[key], "{key}");
+        }
+        assert!(y["timings_ms"]["queued"].as_f64().unwrap() >= 0.0, "{y}");
+    }
+    // Consecutive frames differ, so a picture drawn over the wrong frame would show.
+    assert_ne!(a[0]["scores"], a[1]["scores"]);
+    let pictures = |sub: &str| {
+        let mut files: Vec<_> = std::fs::read_dir(dir.path().join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    };
+    let (pa, pb) = (pictures("in-turn"), pictures("ahead"));
+    assert_eq!(pa.len(), 5);
+    for (x, y) in pa.iter().zip(&pb) {
+        assert_eq!(x.file_name(), y.file_name());
+        assert_eq!(
+            std::fs::read(x).unwrap(),
+            std::fs::read(y).unwrap(),
+            "{}",
+            y.display()
+        );
+    }
+}
+
+/// A stop signal with prefetch ends the run too: the frame the worker read ahead is not run.
+#[test]
+fn the_stop_flag_ends_a_prefetching_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write_model(dir.path(), 17);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut stream = dog_frames(10);
+    stream.stop_after = Some((3, Arc::clone(&stop)));
+    let sink = Collect::default();
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(sink.clone())];
+    let options = PipelineOptions {
+        prefetch: true,
+        ..PipelineOptions::default()
+    };
+    let summary = pipeline(&model, options)
+        .run(&mut stream, &mut sinks, &stop)
+        .unwrap();
+    assert_eq!(summary.stop, StopReason::Stopped);
+    // The flag went up as the worker took frame 3; the loop may have seen it before running
+    // frame 2 (then read ahead), and never runs more than frame 3.
+    assert!((1..=3).contains(&summary.frames), "{}", summary.frames);
+    assert!(
+        stream.handed <= 4,
+        "the worker read {} frames",
+        stream.handed
+    );
+    assert_eq!(sink.0.lock().unwrap().1, 1, "flushed once");
+}

@@ -148,4 +148,10 @@ pub trait Backend: Send {
     /// Runs the network on one picture, `input` in the manifest's layout (NCHW for csra
     /// exports), already normalised.
     fn run(&mut self, input: &[f32]) -> Result<Outputs, BackendError>;
+    /// The CPU cores a run keeps busy: its threads for a CPU engine, 0 for one whose network
+    /// runs on the GPU while the calling thread waits. The pipeline prefetches frames only
+    /// when a core is left over.
+    fn cpu_threads(&self) -> usize {
+        1
+    }
 }

@@ -185,6 +185,10 @@ impl Backend for OnnxruntimeBackend {
             network_ms: None,
         })
     }
+
+    fn cpu_threads(&self) -> usize {
+        self.threads
+    }
 }
 
 impl OnnxruntimeBackend {

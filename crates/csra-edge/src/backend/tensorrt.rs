@@ -109,4 +109,8 @@ impl Backend for TensorrtBackend {
             network_ms: Some(run.network_ms),
         })
     }
+
+    fn cpu_threads(&self) -> usize {
+        0
+    }
 }

@@ -231,6 +231,10 @@ impl Backend for TractBackend {
             network_ms: None,
         })
     }
+
+    fn cpu_threads(&self) -> usize {
+        self.threads
+    }
 }
 
 #[cfg(test)]

@@ -154,6 +154,22 @@ pub struct RunArgs {
     /// Seconds between the stats lines in the log.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub stats_interval: f64,
+    /// Read and preprocess the next frame on a second thread while the network runs this
+    /// one; `auto` does for image and video files, not for live inputs, where a frame
+    /// prepared ahead would wait for the network and be older when it runs.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = Prefetch::Auto)]
+    pub prefetch: Prefetch,
+}
+
+/// `--prefetch`: when the frame path runs ahead of the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Prefetch {
+    /// For files and video files, not for live inputs.
+    Auto,
+    /// Always.
+    On,
+    /// Never: each frame is read and preprocessed when the network is free.
+    Off,
 }
 
 /// `--input-codec`: the library's [`Codec`], as clap lists and parses it.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use super::{camera, gst};
-use super::{signals, Incomplete, RunArgs, Scores};
+use super::{signals, Incomplete, Prefetch, RunArgs, Scores};
 use csra_edge::attention::{AttentionClasses, AttentionSaver};
 use csra_edge::backend::{load_backend, Backend};
 use csra_edge::model::ModelFiles;
@@ -45,6 +45,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         ..pipeline_options(args, &model)?
     };
     let backend = backend(args, &model, &profile)?;
+    let options = PipelineOptions {
+        prefetch: prefetch(args, backend.as_ref()),
+        ..options
+    };
     let mut pipeline = Pipeline::new(manifest, backend, postprocess, options)?;
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(LineWriter::stdout())];
     if let Some(url) = &args.mqtt {
@@ -252,7 +256,39 @@ fn pipeline_options(args: &RunArgs, model: &ModelFiles) -> anyhow::Result<Pipeli
         stats_every: Duration::from_secs_f64(args.stats_interval),
         attention,
         bad_frame_limit: None,
+        prefetch: false,
     })
+}
+
+/// Whether to prefetch frames (`--prefetch`): `auto` does for files and video files when the
+/// network leaves a CPU core for the worker (always with TensorRT); for a live input a frame
+/// prepared ahead would wait for the network and be older when it runs.
+fn prefetch(args: &RunArgs, backend: &dyn Backend) -> bool {
+    let on = match args.prefetch {
+        Prefetch::On => true,
+        Prefetch::Off => false,
+        Prefetch::Auto => !live_input(args) && backend.cpu_threads() < available_cores(),
+    };
+    log::info!(
+        "prefetch: {}",
+        if on {
+            "on (the next frame is read and preprocessed while the network runs)"
+        } else {
+            "off"
+        }
+    );
+    on
+}
+
+/// Whether the frames come from a live camera or stream rather than from files.
+fn live_input(args: &RunArgs) -> bool {
+    args.camera.is_some()
+        || args
+            .input
+            .as_ref()
+            .and_then(|input| input.to_str())
+            .and_then(|text| parse_input(text).ok())
+            .is_some_and(|uri| uri.is_live())
 }
 
 fn attention_classes(names: &[String], model: &ModelFiles) -> anyhow::Result<AttentionClasses> {

@@ -2,8 +2,11 @@
 //! post-processing to result lines on [`Sink`]s, with per-stage timings, periodic stats in the
 //! log and a clean stop when asked.
 
+mod prefetch;
 mod record;
 mod stats;
+
+use prefetch::{Frames, Prepared, Pulled};
 
 use record::{Record, StageTimings};
 pub use stats::nearest_rank;
@@ -20,7 +23,7 @@ use crate::backend::{Backend, BackendError, Outputs};
 use crate::postprocess::{Decision, PostprocessConfig, Postprocessor};
 use crate::preprocess::{PreprocessError, Preprocessor};
 use crate::sink::{Delivery, Sink, SinkError};
-use crate::source::{Frame, FrameStream, SourceError, StreamStats};
+use crate::source::{FrameStream, SourceError, StreamStats};
 
 /// How many recent latencies the percentiles are computed over.
 const LATENCY_WINDOW: usize = 10_000;
@@ -60,6 +63,11 @@ pub struct PipelineOptions {
     /// End the run after this many bad frames in a row (a looped file list that holds nothing
     /// readable would otherwise spin for ever); `None` keeps going, as a camera should.
     pub bad_frame_limit: Option<u64>,
+    /// Take and preprocess the next frame on a worker thread while the network runs this one
+    /// (`--prefetch`): more frames per second where the network waits for the frame path
+    /// (files, video), but a frame prepared ahead waits for the network, so a live source's
+    /// frames would be older when they are run.
+    pub prefetch: bool,
 }
 
 impl Summary {
@@ -78,6 +86,7 @@ impl Default for PipelineOptions {
             stats_every: Duration::from_secs(10),
             attention: None,
             bad_frame_limit: None,
+            prefetch: false,
         }
     }
 }
@@ -129,12 +138,11 @@ pub struct Summary {
 
 /// One model's preprocessing, network and post-processing, run over streams.
 pub struct Pipeline {
-    preprocessor: Preprocessor,
+    /// What each run's preprocessing buffers are made for.
+    manifest: Manifest,
     backend: Box<dyn Backend>,
     postprocessor: Postprocessor,
-    classes: Vec<String>,
     options: PipelineOptions,
-    input: Vec<f32>,
 }
 
 /// The outcome of one frame.
@@ -144,17 +152,19 @@ struct Processed {
     timings: StageTimings,
 }
 
-enum FrameFailure {
-    Bad(PreprocessError),
+enum FrameFailure<'a> {
+    Bad(&'a PreprocessError),
     /// The network ran but its probabilities are not probabilities.
     BadOutput(String),
     Fatal(BackendError),
 }
 
 /// What the stream gave for one pull.
+// One value a frame, moved once: boxing the frame would cost an allocation per frame.
+#[allow(clippy::large_enum_variant)]
 enum Next {
     /// A frame to process.
-    Frame(Frame),
+    Frame(Prepared),
     /// A frame that could not be read: counted and skipped.
     Unreadable,
     /// The stream ended.
@@ -262,14 +272,15 @@ impl RunState {
     }
 }
 
-/// Takes the next frame from `stream` and counts it; a frame that cannot be read
+/// Takes the next frame from `frames` and counts it; a frame that cannot be read
 /// ([`SourceError::Io`]) is logged and counted as bad, any other source error ends the run.
 fn next_frame(
-    stream: &mut dyn FrameStream,
+    frames: &mut Frames<'_>,
     run: &mut RunState,
     stop: &AtomicBool,
 ) -> Result<Next, PipelineError> {
-    match stream.next() {
+    let pulled: Pulled = frames.pull();
+    match pulled {
         Ok(Some(frame)) => {
             run.taken += 1;
             Ok(Next::Frame(frame))
@@ -295,20 +306,18 @@ impl Pipeline {
         postprocess: PostprocessConfig,
         options: PipelineOptions,
     ) -> Result<Self, PipelineError> {
-        let preprocessor = Preprocessor::new(manifest);
-        if backend.input_len() != preprocessor.input_len() {
+        let input_len = Preprocessor::new(manifest).input_len();
+        if backend.input_len() != input_len {
             return Err(PipelineError::InputSize {
                 backend: backend.input_len(),
-                manifest: preprocessor.input_len(),
+                manifest: input_len,
             });
         }
         log::info!("backend: {}", backend.describe());
         Ok(Self {
-            input: vec![0.0; preprocessor.input_len()],
-            preprocessor,
+            manifest: manifest.clone(),
             backend,
             postprocessor: Postprocessor::new(postprocess),
-            classes: manifest.classes.clone(),
             options,
         })
     }
@@ -319,31 +328,65 @@ impl Pipeline {
     ///
     /// A frame that cannot be read ([`SourceError::Io`]) or decoded is logged, counted and
     /// skipped; any other source error, and any network error, ends the run with an error.
+    ///
+    /// With [`PipelineOptions::prefetch`] a worker thread reads and preprocesses the next
+    /// frame while the network runs; at the end of the run a stream that the worker waits in
+    /// is stopped ([`FrameStream::stopper`]).
     pub fn run(
         &mut self,
         stream: &mut dyn FrameStream,
         sinks: &mut [Box<dyn Sink>],
         stop: &AtomicBool,
     ) -> Result<Summary, PipelineError> {
-        let mut run = RunState::new(Instant::now());
+        let run = RunState::new(Instant::now());
+        let manifest = self.manifest.clone();
+        let (reason, run) = if self.options.prefetch {
+            std::thread::scope(|scope| {
+                let mut frames = Frames::ahead(scope, &mut *stream, &manifest);
+                let ended = self.run_frames(&mut frames, sinks, stop, run);
+                frames.close();
+                ended
+            })
+        } else {
+            let mut frames = Frames::in_turn(&mut *stream, &manifest);
+            self.run_frames(&mut frames, sinks, stop, run)
+        }?;
+        Ok(run.finish(reason, stream.stats(), flush_all(sinks)))
+    }
+
+    /// The run loop over `frames`, until a reason to stop.
+    fn run_frames(
+        &mut self,
+        frames: &mut Frames<'_>,
+        sinks: &mut [Box<dyn Sink>],
+        stop: &AtomicBool,
+        mut run: RunState,
+    ) -> Result<(StopReason, RunState), PipelineError> {
         let reason = loop {
             if let Some(reason) = self.stop_before_next(&run, stop) {
                 break reason;
             }
-            let frame = match next_frame(stream, &mut run, stop)? {
-                Next::Frame(frame) => frame,
+            let prepared = match next_frame(frames, &mut run, stop)? {
+                Next::Frame(prepared) => prepared,
                 Next::Unreadable => continue,
                 Next::End(reason) => break reason,
             };
-            match self.handle(&frame, sinks, &mut run)? {
+            let handled = self.handle(&prepared, sinks, &mut run);
+            frames.recycle(prepared.slot);
+            match handled? {
                 Handled::Processed => {
-                    run.log_stats_when_due(self.options.stats_every, stream.stats(), sinks);
+                    run.log_stats_when_due(self.options.stats_every, frames.stats(), sinks);
                 }
                 Handled::Skipped => {}
                 Handled::SinkClosed => break StopReason::SinkClosed,
             }
         };
-        Ok(run.finish(reason, stream.stats(), flush_all(sinks)))
+        Ok((reason, run))
+    }
+
+    /// The backend back, to run it elsewhere (a benchmark comparing run settings).
+    pub fn into_backend(self) -> Box<dyn Backend> {
+        self.backend
     }
 
     /// Why the run must end before taking another frame, if it must: the stop flag, the frame
@@ -366,14 +409,15 @@ impl Pipeline {
     }
 
     /// One frame taken from the stream: processed and counted, its attention saved and its
-    /// line sent; a frame that cannot be decoded is counted and skipped.
+    /// line sent; a frame that could not be decoded is counted and skipped.
     fn handle(
         &mut self,
-        frame: &Frame,
+        prepared: &Prepared,
         sinks: &mut [Box<dyn Sink>],
         run: &mut RunState,
     ) -> Result<Handled, PipelineError> {
-        let processed = match self.process(frame) {
+        let frame = &prepared.frame;
+        let processed = match self.process(prepared) {
             Ok(processed) => processed,
             Err(FrameFailure::Bad(error)) => {
                 run.count_bad();
@@ -397,7 +441,7 @@ impl Pipeline {
             Err(FrameFailure::Fatal(error)) => return Err(error.into()),
         };
         let frame_number = run.count_processed(&processed.timings);
-        if let Err(error) = self.save_attention(frame_number, frame, &processed) {
+        if let Err(error) = self.save_attention(frame_number, prepared, &processed) {
             run.summary.attention_failures += 1;
             if run.summary.attention_failures % 100 == 1 {
                 log::warn!(
@@ -410,7 +454,7 @@ impl Pipeline {
             return Ok(Handled::Processed);
         }
         let record = Record::new(
-            &self.classes,
+            &self.manifest.classes,
             &processed.decision,
             frame_number,
             frame.sequence,
@@ -426,14 +470,19 @@ impl Pipeline {
         })
     }
 
-    /// Runs one frame through the three stages and times them.
-    fn process(&mut self, frame: &Frame) -> Result<Processed, FrameFailure> {
-        let taken = Instant::now();
-        self.preprocessor
-            .run(frame, &mut self.input)
-            .map_err(FrameFailure::Bad)?;
-        let preprocessed = Instant::now();
-        let outputs = self.backend.run(&self.input).map_err(FrameFailure::Fatal)?;
+    /// Runs one preprocessed frame through the network and post-processing, and times the
+    /// stages.
+    fn process<'a>(&mut self, prepared: &'a Prepared) -> Result<Processed, FrameFailure<'a>> {
+        let frame = &prepared.frame;
+        if let Err(error) = &prepared.outcome {
+            return Err(FrameFailure::Bad(error));
+        }
+        let (taken, preprocessed) = (prepared.began, prepared.ended);
+        let queued = Instant::now();
+        let outputs = self
+            .backend
+            .run(&prepared.slot.input)
+            .map_err(FrameFailure::Fatal)?;
         let inferred = Instant::now();
         outputs
             .check_probabilities()
@@ -446,7 +495,7 @@ impl Pipeline {
         // The engine's own measure when it has one (TensorRT's CUDA events).
         let network = outputs
             .network_ms
-            .map_or_else(|| ms(preprocessed, inferred), |t| (t * 1e3).round() / 1e3);
+            .map_or_else(|| ms(queued, inferred), |t| (t * 1e3).round() / 1e3);
         let source = frame
             .in_source
             .map(|d| (d.as_secs_f64() * 1e6).round() / 1e3);
@@ -456,6 +505,7 @@ impl Pipeline {
             timings: StageTimings {
                 capture_age: ms(frame.captured, taken),
                 preprocess: ms(taken, preprocessed),
+                queued: ms(preprocessed, queued),
                 network,
                 postprocess: ms(inferred, done),
                 total: ms(frame.captured, done) + source.unwrap_or(0.0),
@@ -468,7 +518,7 @@ impl Pipeline {
     fn save_attention(
         &self,
         frame_number: u64,
-        frame: &Frame,
+        prepared: &Prepared,
         processed: &Processed,
     ) -> Result<(), AttentionError> {
         let Some(saver) = &self.options.attention else {
@@ -483,11 +533,11 @@ impl Pipeline {
         saver
             .save(
                 frame_number,
-                &frame.origin,
-                self.preprocessor.resized(),
+                &prepared.frame.origin,
+                prepared.slot.preprocessor.resized(),
                 maps,
                 &processed.decision.labels,
-                &self.classes,
+                &self.manifest.classes,
             )
             .map(drop)
     }

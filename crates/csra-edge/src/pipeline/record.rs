@@ -14,6 +14,9 @@ pub struct StageTimings {
     pub capture_age: f64,
     /// Decoding, resizing and normalising.
     pub preprocess: f64,
+    /// From preprocessed to the network taking the frame: a frame prepared ahead
+    /// (`--prefetch`) waits here for the network to finish the one before; about 0 otherwise.
+    pub queued: f64,
     /// The network.
     pub network: f64,
     /// Smoothing, thresholds and events.

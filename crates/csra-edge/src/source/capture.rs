@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::source::{Frame, FrameSource, FrameStream, SourceError, StreamStats};
+use crate::source::{Frame, FrameSource, FrameStream, SourceError, StreamStats, StreamStopper};
 
 /// How the capture thread waits for frames and reopens a lost source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +241,11 @@ impl FrameStream for Capture {
 
     fn stats(&self) -> StreamStats {
         self.shared.lock().stats
+    }
+
+    fn stopper(&self) -> Option<StreamStopper> {
+        let handle = self.stop_handle();
+        Some(Box::new(move || handle.stop()))
     }
 }
 

@@ -178,12 +178,22 @@ pub struct StreamStats {
     pub corrupt: u64,
 }
 
+/// Ends a stream from another thread: a `next()` waiting in it, and every later one, returns
+/// `Ok(None)`.
+pub type StreamStopper = Box<dyn Fn() + Send + Sync>;
+
 /// What the pipeline pulls the next frame to process from: image files in order, or a camera
-/// through its newest-frame capture thread.
-pub trait FrameStream {
+/// through its newest-frame capture thread. `Send`, so that the pipeline can read it from a
+/// worker thread while the network runs (prefetch).
+pub trait FrameStream: Send {
     /// The next frame to process; `Ok(None)` when the stream has ended (files done, or stop
     /// requested).
     fn next(&mut self) -> Result<Option<Frame>, SourceError>;
     /// The counters so far.
     fn stats(&self) -> StreamStats;
+    /// A way to end the stream from another thread, for streams whose `next()` can wait
+    /// without bound (a camera that is away); `None` for those that always answer soon.
+    fn stopper(&self) -> Option<StreamStopper> {
+        None
+    }
 }

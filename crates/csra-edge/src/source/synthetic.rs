@@ -1,16 +1,17 @@
 //! Camera frames made from a photo, as a camera would send them: MJPEG (the photo
 //! JPEG-encoded, as a camera's encoder does) or YUYV 4:2:2 (BT.601 limited range, what UVC
 //! cameras send). The fake camera is built of them, and `bench --pipeline` times the frame
-//! path on them.
+//! path on them, from a stream that repeats one frame.
 
 use std::io::Cursor;
 use std::path::Path;
+use std::time::Instant;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::imageops::FilterType;
 use image::RgbImage;
 
-use crate::source::{PixelFormat, SourceError};
+use crate::source::{Frame, FrameStream, PixelFormat, SourceError, StreamStats};
 
 /// JPEG quality of the MJPEG frames; USB camera encoders use about this.
 const JPEG_QUALITY: u8 = 85;
@@ -70,6 +71,60 @@ pub fn encode_photo(
             Ok(jpeg.into_inner())
         }
         CameraCodec::Yuyv => Ok(rgb_to_yuyv(&rgb)),
+    }
+}
+
+/// A `width`×`height` camera frame of `codec` made from the photo at `path`.
+pub fn camera_frame(
+    path: &Path,
+    codec: CameraCodec,
+    width: u32,
+    height: u32,
+) -> Result<Frame, SourceError> {
+    let data = encode_photo(path, codec, width, height)?;
+    Ok(Frame {
+        format: codec.pixel_format(),
+        width,
+        height,
+        stride: codec.stride(width),
+        ..Frame::encoded(data, 0, path.display().to_string())
+    })
+}
+
+/// One frame handed over `count` times, each a copy taken when asked for (as a camera's
+/// buffer is copied out): a source that never keeps the pipeline waiting, for timing it.
+pub struct RepeatedFrame {
+    frame: Frame,
+    left: u64,
+    sequence: u64,
+}
+
+impl RepeatedFrame {
+    /// `frame`, `count` times.
+    pub fn new(frame: Frame, count: u64) -> Self {
+        RepeatedFrame {
+            frame,
+            left: count,
+            sequence: 0,
+        }
+    }
+}
+
+impl FrameStream for RepeatedFrame {
+    fn next(&mut self) -> Result<Option<Frame>, SourceError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        let mut frame = self.frame.clone();
+        frame.sequence = self.sequence;
+        frame.captured = Instant::now();
+        self.sequence += 1;
+        Ok(Some(frame))
+    }
+
+    fn stats(&self) -> StreamStats {
+        StreamStats::default()
     }
 }
 

@@ -284,7 +284,10 @@ fn measure(
     let manifest = &model.manifest;
     let pipeline = match &args.pipeline {
         Some(photo) => {
-            pipeline::measure(photo, manifest, backend.as_mut(), args.warmup, args.runs)?
+            let (rows, returned) =
+                pipeline::measure(photo, manifest, backend, args.warmup, args.runs)?;
+            backend = returned;
+            rows
         }
         None => Vec::new(),
     };
@@ -374,7 +377,7 @@ fn table(results: &[Measurement]) -> String {
             "\nframe path on {width}x{height} camera frames, p50 ms"
         ));
         lines.push(format!(
-            "{:<40} {:<13} {:>6} {:>7} {:>10} {:>8} {:>8} {:>7} {:>9}",
+            "{:<40} {:<13} {:>6} {:>7} {:>10} {:>8} {:>8} {:>7} {:>9} {:>8} {:>8} {:>9}",
             "model",
             "engine",
             "codec",
@@ -383,12 +386,15 @@ fn table(results: &[Measurement]) -> String {
             "network",
             "post",
             "total",
-            "overhead"
+            "overhead",
+            "fps",
+            "fps pre",
+            "overh pre"
         ));
         for m in results {
             for row in &m.pipeline {
                 lines.push(format!(
-                    "{:<40} {:<13} {:>6} {:>7.2} {:>10.2} {:>8.2} {:>8.3} {:>7.2} {:>8.1}%",
+                    "{:<40} {:<13} {:>6} {:>7.2} {:>10.2} {:>8.2} {:>8.3} {:>7.2} {:>8.1}% {:>8.1} {:>8.1} {:>8.1}%",
                     m.model,
                     engine_name(&m.backend),
                     row.codec,
@@ -397,10 +403,18 @@ fn table(results: &[Measurement]) -> String {
                     row.network_ms,
                     row.postprocess_ms,
                     row.total_ms,
-                    row.overhead_pct
+                    row.overhead_pct,
+                    row.in_turn_fps,
+                    row.prefetch_fps,
+                    row.prefetch_overhead_pct
                 ));
             }
         }
+        lines.push(
+            "fps: frames per second through the run loop, in turn and with --prefetch (pre); \
+             overh pre: its time per frame beyond the network p50"
+                .to_owned(),
+        );
     }
     lines.join("\n")
 }
