@@ -6,7 +6,7 @@ mod prefetch;
 mod record;
 mod stats;
 
-use prefetch::{Frames, Prepared, Pulled};
+use prefetch::{Frames, Prepared};
 
 use record::{Record, StageTimings};
 pub use stats::nearest_rank;
@@ -279,8 +279,7 @@ fn next_frame(
     run: &mut RunState,
     stop: &AtomicBool,
 ) -> Result<Next, PipelineError> {
-    let pulled: Pulled = frames.pull();
-    match pulled {
+    match frames.pull() {
         Ok(Some(frame)) => {
             run.taken += 1;
             Ok(Next::Frame(frame))
@@ -339,6 +338,8 @@ impl Pipeline {
         stop: &AtomicBool,
     ) -> Result<Summary, PipelineError> {
         let run = RunState::new(Instant::now());
+        // The frames borrow the manifest (for their buffers) while the loop borrows the
+        // pipeline; one copy a run.
         let manifest = self.manifest.clone();
         let (reason, run) = if self.options.prefetch {
             std::thread::scope(|scope| {
