@@ -20,7 +20,7 @@ use thiserror::Error;
 
 use crate::attention::{AttentionError, AttentionSaver};
 use crate::backend::{Backend, BackendError, Outputs};
-use crate::postprocess::{Decision, PostprocessConfig, Postprocessor};
+use crate::postprocess::{PostprocessConfig, Postprocessor};
 use crate::preprocess::{PreprocessError, Preprocessor};
 use crate::sink::{Delivery, Sink, SinkError};
 use crate::source::{FrameStream, SourceError, StreamStats};
@@ -145,10 +145,10 @@ pub struct Pipeline {
     options: PipelineOptions,
 }
 
-/// The outcome of one frame.
+/// The outcome of one frame; its labels and events are the post-processor's
+/// [`Postprocessor::decision`].
 struct Processed {
     outputs: Outputs,
-    decision: Decision,
     timings: StageTimings,
 }
 
@@ -451,12 +451,13 @@ impl Pipeline {
                 );
             }
         }
-        if self.options.events_only && processed.decision.events.is_empty() {
+        let decision = self.postprocessor.decision();
+        if self.options.events_only && decision.events.is_empty() {
             return Ok(Handled::Processed);
         }
         let record = Record::new(
             &self.manifest.classes,
-            &processed.decision,
+            decision,
             frame_number,
             frame.sequence,
             &frame.origin,
@@ -488,7 +489,7 @@ impl Pipeline {
         outputs
             .check_probabilities()
             .map_err(FrameFailure::BadOutput)?;
-        let decision = self.postprocessor.update(&outputs.probs);
+        self.postprocessor.update(&outputs.probs);
         let done = Instant::now();
         let ms = |from: Instant, to: Instant| {
             (to.saturating_duration_since(from).as_secs_f64() * 1e6).round() / 1e3
@@ -502,7 +503,6 @@ impl Pipeline {
             .map(|d| (d.as_secs_f64() * 1e6).round() / 1e3);
         Ok(Processed {
             outputs,
-            decision,
             timings: StageTimings {
                 capture_age: ms(frame.captured, taken),
                 preprocess: ms(taken, preprocessed),
@@ -537,7 +537,7 @@ impl Pipeline {
                 &prepared.frame.origin,
                 prepared.slot.preprocessor.resized(),
                 maps,
-                &processed.decision.labels,
+                &self.postprocessor.decision().labels,
                 &self.manifest.classes,
             )
             .map(drop)

@@ -70,7 +70,7 @@ pub struct Event {
 }
 
 /// What one frame's probabilities gave.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Decision {
     /// Every class's smoothed probability.
     pub scores: Vec<f32>,
@@ -81,13 +81,18 @@ pub struct Decision {
     pub events: Vec<Event>,
 }
 
-/// The post-processing state of one stream.
+/// The post-processing state of one stream. Its buffers are reused from frame to frame, so
+/// a frame allocates nothing once the label lists have grown to their longest.
 #[derive(Debug, Clone)]
 pub struct Postprocessor {
     topk: Option<usize>,
     smoother: Smoother,
     hysteresis: Hysteresis,
+    /// The classes reported for the last frame.
     reported: Vec<bool>,
+    /// The classes reported for this frame, while events are worked out.
+    now: Vec<bool>,
+    decision: Decision,
 }
 
 impl Postprocessor {
@@ -98,53 +103,68 @@ impl Postprocessor {
             topk: config.topk,
             smoother: Smoother::new(config.smoothing),
             hysteresis: Hysteresis::new(config.thresholds, config.margin),
+            now: reported.clone(),
             reported,
+            decision: Decision::default(),
         }
     }
 
     /// Takes one frame's probabilities (class order) and decides its labels and events.
-    pub fn update(&mut self, probs: &[f32]) -> Decision {
-        let scores = self.smoother.update(probs).to_vec();
-        let on = self.hysteresis.update(&scores);
-        let mut labels: Vec<Label> = on
-            .iter()
-            .zip(&scores)
-            .enumerate()
-            .filter(|(_, (&on, _))| on)
-            .map(|(index, (_, &prob))| Label { index, prob })
-            .collect();
-        labels.sort_by(|a, b| b.prob.total_cmp(&a.prob).then(a.index.cmp(&b.index)));
+    pub fn update(&mut self, probs: &[f32]) -> &Decision {
+        let scores = self.smoother.update(probs);
+        let on = self.hysteresis.update(scores);
+        let Decision {
+            scores: kept,
+            labels,
+            events,
+        } = &mut self.decision;
+        kept.clear();
+        kept.extend_from_slice(scores);
+        labels.clear();
+        labels.extend(
+            on.iter()
+                .zip(scores)
+                .enumerate()
+                .filter(|(_, (&on, _))| on)
+                .map(|(index, (_, &prob))| Label { index, prob }),
+        );
+        // The index breaks ties, so the order is total and an unstable sort (which needs no
+        // buffer) gives the stable one's result.
+        labels.sort_unstable_by(|a, b| b.prob.total_cmp(&a.prob).then(a.index.cmp(&b.index)));
         if let Some(k) = self.topk {
             labels.truncate(k);
         }
-        let mut now = vec![false; self.reported.len()];
-        for label in &labels {
-            now[label.index] = true;
+        self.now.fill(false);
+        for label in labels.iter() {
+            self.now[label.index] = true;
         }
-        let mut events: Vec<Event> = labels
-            .iter()
-            .filter(|l| !self.reported[l.index])
-            .map(|l| Event {
-                index: l.index,
-                change: Change::Appeared,
-                prob: l.prob,
-            })
-            .collect();
+        events.clear();
         events.extend(
-            (0..now.len())
-                .filter(|&c| self.reported[c] && !now[c])
+            labels
+                .iter()
+                .filter(|l| !self.reported[l.index])
+                .map(|l| Event {
+                    index: l.index,
+                    change: Change::Appeared,
+                    prob: l.prob,
+                }),
+        );
+        events.extend(
+            (0..self.now.len())
+                .filter(|&c| self.reported[c] && !self.now[c])
                 .map(|index| Event {
                     index,
                     change: Change::Disappeared,
                     prob: scores[index],
                 }),
         );
-        self.reported = now;
-        Decision {
-            scores,
-            labels,
-            events,
-        }
+        std::mem::swap(&mut self.reported, &mut self.now);
+        &self.decision
+    }
+
+    /// What the last frame gave (empty before the first).
+    pub fn decision(&self) -> &Decision {
+        &self.decision
     }
 }
 
@@ -185,13 +205,13 @@ mod tests {
     #[test]
     fn events_follow_the_reported_set() {
         let mut p = Postprocessor::new(config(&[0.5; 3]));
-        let e = p.update(&[0.6, 0.1, 0.9]).events;
+        let e = p.update(&[0.6, 0.1, 0.9]).events.clone();
         assert_eq!(
             e.iter().map(|e| (e.index, e.change)).collect::<Vec<_>>(),
             [(2, Change::Appeared), (0, Change::Appeared)]
         );
         assert!(p.update(&[0.7, 0.2, 0.8]).events.is_empty());
-        let e = p.update(&[0.2, 0.6, 0.8]).events;
+        let e = p.update(&[0.2, 0.6, 0.8]).events.clone();
         assert_eq!(
             e.iter().map(|e| (e.index, e.change)).collect::<Vec<_>>(),
             [(1, Change::Appeared), (0, Change::Disappeared)]
@@ -215,7 +235,7 @@ mod tests {
         });
         let events: Vec<Event> = frames
             .iter()
-            .flat_map(|&x| smooth.update(&[x]).events)
+            .flat_map(|&x| smooth.update(&[x]).events.clone())
             .collect();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].change, Change::Appeared);
