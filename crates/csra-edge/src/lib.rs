@@ -11,7 +11,8 @@
 //! - [`preprocess`]: frames to the network's input tensor through csra-image (decode, resize,
 //!   normalise);
 //! - [`postprocess`]: probabilities to labels (smoothing, thresholds, hysteresis, events);
-//! - [`pipeline`]: the run loop with timings and stats;
+//! - [`pipeline`]: the run loop with timings and stats, and the next frame prefetched while the
+//!   network runs;
 //! - [`sink`]: where result lines go (stdout, MQTT);
 //! - [`attention`]: attention heat-map pictures;
 //! - [`profile`]: device profiles;
