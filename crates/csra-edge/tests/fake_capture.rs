@@ -53,6 +53,8 @@ fn a_slow_consumer_always_gets_the_newest_frame_and_drops_are_counted() {
     let interval = camera.interval();
     let delivered = camera.delivered_counter();
     let mut capture = Capture::spawn(Box::new(camera), ReconnectPolicy::default());
+    // A camera's frames are live: `--prefetch auto` does not read them ahead.
+    assert!(capture.is_live());
     // A model slower than the frame interval: 70 ms against 33 ms.
     let work = Duration::from_millis(70);
     let mut ages = Vec::new();

@@ -40,14 +40,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     }
     // Everything the flags can get wrong is found before the slow part (loading the network).
     let postprocess = postprocess(args, &model)?;
-    let options = PipelineOptions {
-        bad_frame_limit,
-        ..pipeline_options(args, &model)?
-    };
+    let attention = attention_saver(args, &model)?;
     let backend = backend(args, &model, &profile)?;
     let options = PipelineOptions {
-        prefetch: prefetch(args, backend.as_ref()),
-        ..options
+        events_only: args.events,
+        all_scores: args.scores == Some(Scores::All),
+        max_frames: args.frames,
+        stats_every: Duration::from_secs_f64(args.stats_interval),
+        attention,
+        bad_frame_limit,
+        prefetch: prefetch(args.prefetch, stream.is_live(), backend.as_ref()),
     };
     let mut pipeline = Pipeline::new(manifest, backend, postprocess, options)?;
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(LineWriter::stdout())];
@@ -235,39 +237,33 @@ fn postprocess(args: &RunArgs, model: &ModelFiles) -> anyhow::Result<Postprocess
     Ok(config)
 }
 
-fn pipeline_options(args: &RunArgs, model: &ModelFiles) -> anyhow::Result<PipelineOptions> {
-    let attention = match &args.save_attention {
-        None => None,
-        Some(dir) => {
-            if model.manifest.outputs.attention.is_none() {
-                bail!(
-                    "--save-attention: {} has no attention output; export the model with its attention output to draw heat maps",
-                    model.manifest_path.display()
-                );
-            }
-            let classes = attention_classes(&args.attention_classes, model)?;
-            Some(AttentionSaver::new(dir, classes, args.attention_every)?)
-        }
+/// The attention heat-map writer `--save-attention` asks for, if any.
+fn attention_saver(args: &RunArgs, model: &ModelFiles) -> anyhow::Result<Option<AttentionSaver>> {
+    let Some(dir) = &args.save_attention else {
+        return Ok(None);
     };
-    Ok(PipelineOptions {
-        events_only: args.events,
-        all_scores: args.scores == Some(Scores::All),
-        max_frames: args.frames,
-        stats_every: Duration::from_secs_f64(args.stats_interval),
-        attention,
-        bad_frame_limit: None,
-        prefetch: false,
-    })
+    if model.manifest.outputs.attention.is_none() {
+        bail!(
+            "--save-attention: {} has no attention output; export the model with its attention output to draw heat maps",
+            model.manifest_path.display()
+        );
+    }
+    let classes = attention_classes(&args.attention_classes, model)?;
+    Ok(Some(AttentionSaver::new(
+        dir,
+        classes,
+        args.attention_every,
+    )?))
 }
 
 /// Whether to prefetch frames (`--prefetch`): `auto` does for files and video files when the
 /// network leaves a CPU core for the worker (always with TensorRT); for a live input a frame
 /// prepared ahead would wait for the network and be older when it runs.
-fn prefetch(args: &RunArgs, backend: &dyn Backend) -> bool {
-    let on = match args.prefetch {
+fn prefetch(flag: Prefetch, live: bool, backend: &dyn Backend) -> bool {
+    let on = match flag {
         Prefetch::On => true,
         Prefetch::Off => false,
-        Prefetch::Auto => !live_input(args) && backend.cpu_threads() < available_cores(),
+        Prefetch::Auto => !live && backend.cpu_threads() < available_cores(),
     };
     log::info!(
         "prefetch: {}",
@@ -278,17 +274,6 @@ fn prefetch(args: &RunArgs, backend: &dyn Backend) -> bool {
         }
     );
     on
-}
-
-/// Whether the frames come from a live camera or stream rather than from files.
-fn live_input(args: &RunArgs) -> bool {
-    args.camera.is_some()
-        || args
-            .input
-            .as_ref()
-            .and_then(|input| input.to_str())
-            .and_then(|text| parse_input(text).ok())
-            .is_some_and(|uri| uri.is_live())
 }
 
 fn attention_classes(names: &[String], model: &ModelFiles) -> anyhow::Result<AttentionClasses> {

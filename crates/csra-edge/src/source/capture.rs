@@ -243,6 +243,10 @@ impl FrameStream for Capture {
         self.shared.lock().stats
     }
 
+    fn is_live(&self) -> bool {
+        true
+    }
+
     fn stopper(&self) -> Option<StreamStopper> {
         let handle = self.stop_handle();
         Some(Box::new(move || handle.stop()))

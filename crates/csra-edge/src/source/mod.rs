@@ -196,4 +196,9 @@ pub trait FrameStream: Send {
     fn stopper(&self) -> Option<StreamStopper> {
         None
     }
+    /// Whether frames arrive in real time (a camera or a live stream), so a frame read ahead
+    /// of the network would be older when it runs; `false` for files, which wait to be read.
+    fn is_live(&self) -> bool {
+        false
+    }
 }

@@ -43,17 +43,6 @@ pub enum InputUri {
     Images(String),
 }
 
-impl InputUri {
-    /// Whether frames come from a live device or stream (newest-frame capture, reconnects)
-    /// rather than from files read in order.
-    pub fn is_live(&self) -> bool {
-        matches!(
-            self,
-            InputUri::V4l2(_) | InputUri::Csi(_) | InputUri::Rtsp(_) | InputUri::Rtp { .. }
-        )
-    }
-}
-
 /// An `--input` that names nothing csra-edge can read.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum UriError {
@@ -193,7 +182,6 @@ mod tests {
         );
         assert_eq!(parsed("csi://0"), InputUri::Csi(0));
         assert_eq!(parsed("CSI://1/"), InputUri::Csi(1));
-        assert!(parsed("csi://1").is_live());
     }
 
     #[test]
@@ -244,7 +232,6 @@ mod tests {
         );
         for images in ["photos/", "photos/*.jpg", "cat.jpg", "/dev/null"] {
             assert_eq!(parsed(images), InputUri::Images(images.into()), "{images}");
-            assert!(!parsed(images).is_live());
         }
     }
 
