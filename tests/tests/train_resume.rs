@@ -57,6 +57,7 @@ fn job(out: &Path, epochs: usize, pretrained: bool, resume: Option<Checkpoint>) 
         },
         image_size: SIZE,
         preprocess,
+        augment: Augment::official_train(),
         train_data: vec![train_data],
         class_mapping: Vec::new(),
         train_set,

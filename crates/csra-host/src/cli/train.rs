@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::Args;
 use csra_core::{Dataset, HeadSpec, LabelSet};
+use csra_host::data::Augment;
 use csra_host::data_source::{describe_sources, read_mixed, DataFormat, DataSource, Role};
 use csra_host::train::{self, Checkpoint, LrSchedule, Outcome, Recipe, TrainJob};
 use csra_host::{Arch, ModelConfig};
@@ -206,6 +207,7 @@ fn fresh_job(args: &TrainArgs, device: tch::Device) -> anyhow::Result<TrainJob> 
         },
         image_size: args.image_size,
         preprocess: args.normalize.preprocess(),
+        augment: Augment::official_train(),
         train_data: named.sources,
         class_mapping: mixed.mappings,
         train_set: mixed.dataset,
@@ -301,6 +303,7 @@ fn resumed_job(args: &TrainArgs, path: &Path, device: tch::Device) -> anyhow::Re
         recipe,
         image_size: meta.image_size,
         preprocess: meta.preprocess.clone(),
+        augment: Augment::official_train(),
         train_data: meta.train_data.clone(),
         class_mapping: mixed.mappings,
         train_set: mixed.dataset,

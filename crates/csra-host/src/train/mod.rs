@@ -86,6 +86,9 @@ pub struct TrainJob {
     pub image_size: u32,
     /// Pixel normalisation (matched to the pretrained weights).
     pub preprocess: Preprocess,
+    /// Training augmentation: [`Augment::official_train`] in the official recipe;
+    /// [`Augment::None`] feeds each picture as evaluation does.
+    pub augment: Augment,
     /// Where the training data is, one or more sources, as recorded in checkpoints.
     pub train_data: Vec<DataSource>,
     /// How each source's classes were mapped onto the training classes.
@@ -340,7 +343,7 @@ impl<'a> Run<'a> {
             image_size: (self.job.image_size, self.job.image_size),
             preprocess: self.job.preprocess.clone(),
             augment: if train {
-                Augment::official_train()
+                self.job.augment
             } else {
                 Augment::None
             },
