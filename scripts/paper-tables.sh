@@ -15,7 +15,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-ensure_python_venv torch
+# The PyTorch reference needs torchvision too, which test.txt adds to torch.txt.
+if [[ " $* " == *" --pytorch-reference"* ]]; then
+    ensure_python_venv test
+else
+    ensure_python_venv torch
+fi
 use_python_venv
 
 step "building csra-host (release)"

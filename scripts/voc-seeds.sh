@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 [ $# -gt 0 ] || { echo "usage: $0 SEED..." >&2; exit 2; }
-ensure_python_venv torch
+# test.txt: torch and torchvision, which the PyTorch reference needs.
+ensure_python_venv test
 use_python_venv
 
 step "building csra-host (release)"
