@@ -218,7 +218,9 @@ fn same_steps_as_pytorch(head: HeadSpec, name: &str) {
         .iter()
         .map(|e| e.train_loss)
         .collect();
-    for (ours, theirs) in losses.iter().zip(reported["losses"].as_array().unwrap()) {
+    let theirs = reported["losses"].as_array().unwrap();
+    assert_eq!((losses.len(), theirs.len()), (EPOCHS - 1, EPOCHS - 1));
+    for (ours, theirs) in losses.iter().zip(theirs) {
         let theirs = theirs.as_f64().unwrap();
         assert!(
             (ours - theirs).abs() <= 1e-4 * theirs,
