@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
@@ -25,7 +24,7 @@ use csra_host::data::Augment;
 use csra_host::data_source::{DataSource, Role};
 use csra_host::train::{self, Checkpoint, LrSchedule, Outcome, Recipe, TrainJob};
 use csra_host::{Arch, ModelConfig};
-use csra_test_support::{data_dir, python, workspace_root, PYTHON_SETUP};
+use csra_test_support::{data_dir, run_python, workspace_root};
 use serde_json::{json, Value};
 use tch::{Device, Tensor};
 
@@ -168,17 +167,7 @@ fn same_steps_as_pytorch(head: HeadSpec, name: &str) {
     std::fs::write(&samples, spec.to_string()).unwrap();
     let out = dir.path().join("pytorch.npz");
     let script = workspace_root().join("tests/python/train_step_reference.py");
-    let output = Command::new(python())
-        .arg(&script)
-        .args([&start, &samples, &out])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}; {PYTHON_SETUP}", script.display()));
-    assert!(
-        output.status.success(),
-        "{} failed: {}\n{PYTHON_SETUP}",
-        script.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = run_python(&script, [&start, &samples, &out]);
     let torch: HashMap<String, Tensor> = Tensor::read_npz(&out).unwrap().into_iter().collect();
 
     // Every tensor PyTorch has (parameters and BatchNorm statistics), under csra's names.
@@ -213,7 +202,7 @@ fn same_steps_as_pytorch(head: HeadSpec, name: &str) {
     assert!(moved > 1e-3, "{fc} moved only {moved}");
 
     // The loss of each step, as csra's log recorded it.
-    let reported: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let reported: Value = serde_json::from_slice(&stdout).unwrap();
     let losses: Vec<f64> = last.meta.history[1..]
         .iter()
         .map(|e| e.train_loss)

@@ -71,6 +71,30 @@ pub fn python() -> PathBuf {
     venv
 }
 
+/// Runs the Python reference `script` on [`python`] with `args` and returns its standard
+/// output; panics with its standard error and [`PYTHON_SETUP`] when it cannot start or fails.
+pub fn run_python<I, S>(script: &Path, args: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let python = python();
+    let output = std::process::Command::new(&python)
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}; {PYTHON_SETUP}", python.display()));
+    assert!(
+        output.status.success(),
+        "{} {} failed ({}):\n{}\nIs requirements/test.txt installed? {PYTHON_SETUP}",
+        python.display(),
+        script.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
 /// A path given in an environment variable: a relative path is taken from the workspace root,
 /// a bare name (`python3`) is left for `PATH`.
 pub fn resolve(path: &OsStr) -> PathBuf {

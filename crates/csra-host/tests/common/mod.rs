@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use csra_test_support::PYTHON_SETUP;
 // Not every test file uses both.
 #[allow(unused_imports)]
 pub use csra_test_support::{data_dir, python};
@@ -34,23 +33,10 @@ pub fn ok(args: &[&str]) -> String {
 /// Runs `tests/python/<script>` with `args` on [`python`], panicking with its stderr when it
 /// fails.
 pub fn run_python(script: &str, args: &[&Path]) {
-    let python = python();
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python")
         .join(script);
-    let output = Command::new(&python)
-        .arg(&script)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}; {PYTHON_SETUP}", python.display()));
-    assert!(
-        output.status.success(),
-        "{} {} failed ({}):\n{}\nIs requirements/test.txt installed? {PYTHON_SETUP}",
-        python.display(),
-        script.display(),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    csra_test_support::run_python(&script, args);
 }
 
 /// The raw bytes of a tensor's values in row-major order.
